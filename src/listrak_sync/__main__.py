@@ -1,0 +1,3 @@
+from listrak_sync.cli import main
+
+main()

@@ -1,0 +1,60 @@
+"""``listrak-sync demo``: the simulator, a full replication into DuckDB, and a first look."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+
+import duckdb
+
+from listrak_sync.config import Settings
+from listrak_sync.runner import DEFAULT_DATASET, RunSummary, replicate
+from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.simulator.data import EPOCH
+
+EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
+    (
+        "Messages with the most clicks",
+        "SELECT m.subject, m.send_date, count(*) AS clicks FROM listrak.message_clicks c "
+        "JOIN listrak.messages m USING (msg_id) GROUP BY ALL ORDER BY clicks DESC LIMIT 5",
+    ),
+    (
+        "Subscribers per list",
+        "SELECT l.list_name, count(*) AS subscribed FROM listrak.subscribed_contacts s "
+        "JOIN listrak.lists l USING (list_id) GROUP BY ALL ORDER BY subscribed DESC",
+    ),
+    (
+        "Open rate by month",
+        "SELECT date_trunc('month', send_date) AS month, round(100.0 * sum(open_count) / "
+        "nullif(sum(deliver_count), 0), 1) AS open_pct FROM listrak.messages GROUP BY ALL ORDER BY month",
+    ),
+)
+
+
+def run_demo(*, duckdb_path: str, scale: str = "small", echo: Callable[[str], None] = print) -> RunSummary:
+    """Serve a simulated account on loopback and replicate all of it into ``duckdb_path``.
+
+    Args:
+        duckdb_path: the DuckDB file to fill (tables are replaced if it exists).
+        scale: the simulated account's size.
+        echo: where to print.
+
+    Returns:
+        The run's summary.
+    """
+    start = EPOCH.strftime("%m/%d/%Y")
+    with Simulator(scale=scale) as sim, tempfile.TemporaryDirectory() as work:
+        echo(f"Simulator serving a {scale!r} account at {sim.url}")
+        settings = Settings.from_mapping(
+            {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": start, "endpoint": sim.url}
+        )
+        echo(f"Replicating everything since {start} into {duckdb_path} ...")
+        summary = replicate(settings, duckdb_path=duckdb_path, pipelines_dir=work)
+    echo(summary.render())
+    echo("")
+    echo(f"Try these queries (python -c \"import duckdb; print(duckdb.connect('{duckdb_path}').sql('...'))\"):")
+    with duckdb.connect(duckdb_path, read_only=True) as con:
+        for title, sql in EXAMPLE_QUERIES:
+            echo(f"\n-- {title}\n{sql};")
+            echo(str(con.sql(sql.replace("listrak.", f"{DEFAULT_DATASET}."))))
+    return summary

@@ -1,0 +1,191 @@
+"""The dlt source: one resource per stream of the stream table.
+
+``lists`` is the root; ``messages`` and ``subscribed_contacts`` are transformers of it, and the
+six per-message activity tables are transformers of ``messages``. Selection works the dlt way
+(``listrak_source(...).with_resources("message_clicks")``): dlt still runs the parents a
+selected child needs, but loads only what was selected.
+
+Every resource yields Arrow tables typed from the stream table, and always at least one (maybe
+empty) table, so that a stream that has no rows any more still replaces its table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
+from dlt.extract.resource import DltResource
+from dlt.extract.source import DltSource
+
+from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
+from listrak_sync.extract import Extractor, arrow_schema
+from listrak_sync.soap.client import ListrakClient
+from listrak_sync.streams import STREAMS, ColumnType, Stream
+
+SOURCE_NAME = "listrak"
+
+_DLT_TYPES: dict[ColumnType, str] = {
+    ColumnType.INT: "bigint",
+    ColumnType.TEXT: "text",
+    ColumnType.BOOL: "bool",
+    ColumnType.FLOAT: "double",
+    ColumnType.TIMESTAMP: "timestamp",
+    ColumnType.TEXT_LIST: "json",
+}
+
+
+def dlt_columns(stream: Stream) -> TTableSchemaColumns:
+    """dlt column hints for ``stream``: types, nullability, the documented key, descriptions."""
+    columns: TTableSchemaColumns = {}
+    for column in stream.table_columns:
+        hint: TColumnSchema = {
+            "name": column.name,
+            "data_type": _DLT_TYPES[column.type],  # type: ignore[typeddict-item]
+            "nullable": column.nullable and column.name not in stream.key,
+            "description": column.description,
+        }
+        if column.type is ColumnType.TIMESTAMP:
+            hint["timezone"] = True
+        columns[column.name] = hint
+    return columns
+
+
+def _empty(stream: Stream) -> pa.Table:
+    return arrow_schema(stream).empty_table()
+
+
+def build_source(settings: Settings, client: ListrakClient, *, extractor: Extractor | None = None) -> DltSource:
+    """Build the Listrak dlt source from explicit settings and a client.
+
+    This is the seam the CLI and the tests use: the caller keeps the client (and its request
+    counters) and the extractor (and its list of skipped objects).
+
+    Args:
+        settings: validated settings.
+        client: the SOAP client to use.
+        extractor: an extractor over ``client``; made here when not given.
+
+    Returns:
+        A dlt source with one resource per stream, restricted to ``settings.tables`` if set.
+    """
+    extractor = extractor or Extractor(client, settings)
+
+    @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
+    def _listrak() -> list[DltResource]:
+        return _resources(extractor)
+
+    source = _listrak()
+    if settings.tables:
+        source = source.with_resources(*settings.tables)
+    return source
+
+
+def _resources(extractor: Extractor) -> list[DltResource]:
+    by_name: dict[str, DltResource] = {}
+    for stream in STREAMS:
+        parent = by_name.get(stream.parent) if stream.parent else None
+        by_name[stream.name] = _resource(stream, extractor, parent)
+    return list(by_name.values())
+
+
+def _resource(stream: Stream, extractor: Extractor, parent: DltResource | None) -> DltResource:
+    hints: dict[str, Any] = {
+        "name": stream.name,
+        "table_name": stream.name,
+        "write_disposition": "replace",
+        "primary_key": list(stream.key),
+        "columns": dlt_columns(stream),
+    }
+    if parent is None:
+        return dlt.resource(_lists_rows(stream, extractor), **hints)
+    if stream.name == "messages":
+        return dlt.transformer(_messages_rows(stream, extractor), data_from=parent, **hints)
+    if stream.name == "subscribed_contacts":
+        return dlt.transformer(_contacts_rows(stream, extractor), data_from=parent, **hints)
+    return dlt.transformer(_activity_rows(stream, extractor), data_from=parent, **hints)
+
+
+def _ids(table: pa.Table, column: str) -> list[int]:
+    return [int(v) for v in table.column(column).to_pylist()] if table.num_rows else []
+
+
+def _lists_rows(stream: Stream, extractor: Extractor) -> Iterator[pa.Table]:
+    yield extractor.lists()
+
+
+def _messages_rows(stream: Stream, extractor: Extractor) -> Any:
+    def messages(lists: pa.Table) -> Iterator[pa.Table]:
+        tables = [extractor.messages(list_id) for list_id in _ids(lists, "ListID")]
+        # One table for all lists, so the activity transformers see every message at once and
+        # can keep the whole concurrency budget busy.
+        yield pa.concat_tables(tables) if tables else _empty(stream)
+
+    return messages
+
+
+def _contacts_rows(stream: Stream, extractor: Extractor) -> Any:
+    def subscribed_contacts(lists: pa.Table) -> Iterator[pa.Table]:
+        yield _empty(stream)
+        for list_id in _ids(lists, "ListID"):
+            yield from extractor.subscribed_contacts(list_id)
+
+    return subscribed_contacts
+
+
+def _activity_rows(stream: Stream, extractor: Extractor) -> Any:
+    def activity(messages: pa.Table) -> Iterator[pa.Table]:
+        yield _empty(stream)
+        for _, table in extractor.message_activity([stream], _ids(messages, "MsgID")):
+            yield table
+
+    return activity
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
+def listrak_source(
+    username: str = dlt.secrets.value,
+    password: str = dlt.secrets.value,
+    start_date: str = dlt.config.value,
+    endpoint: str = PRODUCTION_ENDPOINT,
+    concurrency: int = 8,
+    list_ids: Sequence[int] | None = None,
+    options: dict[str, Any] | None = None,
+) -> list[DltResource]:
+    """The Listrak source for your own dlt pipelines.
+
+    Credentials resolve the dlt way (``.dlt/secrets.toml`` ``[sources.listrak]``, or the
+    environment variables ``SOURCES__LISTRAK__USERNAME`` / ``SOURCES__LISTRAK__PASSWORD``).
+
+    Args:
+        username: the Listrak API user.
+        password: its password (a secret: never logged).
+        start_date: earliest data to replicate, ``MM/DD/YYYY`` or ``YYYY-MM-DD``.
+        endpoint: the SOAP endpoint (production, a proxy, or the bundled simulator).
+        concurrency: most requests in flight at once.
+        list_ids: replicate only these lists (default: every list the user can see).
+        options: any further :class:`~listrak_sync.config.Settings` field by name.
+
+    Returns:
+        Nine resources, one per table; use ``.with_resources(...)`` to pick some.
+
+    Raises:
+        ConfigError: a setting is missing or malformed.
+    """
+    settings = Settings.from_mapping(
+        {
+            **(options or {}),
+            "username": username,
+            "password": password,
+            "start_date": start_date,
+            "endpoint": endpoint,
+            "concurrency": concurrency,
+            "list_ids": list_ids,
+        }
+    )
+    return _resources(Extractor(ListrakClient(settings), settings))
+
+
+__all__ = ["build_source", "dlt_columns", "listrak_source"]
