@@ -1,0 +1,275 @@
+"""The simulator's SOAP application: the v31 operations over a synthetic :class:`Account`.
+
+Transport-free: :meth:`IntegrationService.parse` and :meth:`IntegrationService.execute` turn
+request bytes into response bytes; :mod:`listrak_sync.simulator.server` puts HTTP, latency
+and injected faults around them.
+
+Behaviour (REFERENCE.md §4, §7, §8, §11):
+
+- Response wrappers hold exactly the children §4 lists: the Range operations and
+  GetContactListCollection one ``<Op>Result``; ReportListMessageActivity,
+  ReportMessageContactSent and GetAccountVmtaCollection the Result then
+  ``<WSException xsi:nil="true" />``; GetContactList a single ``<WSContactList>``.
+- Paged operations are 1-based with ``page_size`` items a page; a page past the end is an
+  empty ``<Op>Result />``. ``Page`` below 1 is a ``soap:Client`` fault ("Page must be 1 or
+  greater."). GetContactListCollection and ReportListMessageActivity are not paged.
+- Range bounds are inclusive; ReportListMessageActivity filters on SendDate, the Range
+  contact reports on each event's date, ReportRangeSubscribedContacts on AdditionDate.
+  Missing parameters take the ASMX defaults (0, false, 0001-01-01).
+- A ListID or MsgID the user may not see, or that does not exist at the clock's time, is a
+  ``soap:Client`` fault (HTTP 500) whose text holds ``[AccessDenied]``, e.g.
+  ``[AccessDenied] ListID 123 is not available to this user.`` The real service's text for
+  this case is unknown (REFERENCE.md §12.10); clients must not depend on this wording, only
+  on it being a client fault that names no login token.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from listrak_sync.simulator.access import AccessControl, AuthFault, User
+from listrak_sync.simulator.envelope import (
+    SoapFault,
+    SoapRequest,
+    parse_bool,
+    parse_datetime,
+    parse_request,
+    response_envelope,
+)
+from listrak_sync.simulator.render import ItemWriter, stream_writer
+from listrak_sync.simulator.stats import Stats
+from listrak_sync.streams import STREAMS, Column, ColumnType, RequestKind, Stream, get_stream
+
+ACCESS_DENIED = "AccessDenied"
+DEFAULT_PAGE_SIZE = 2500
+WS_EXCEPTION_NIL = '<WSException xsi:nil="true" />'
+_ASMX_MIN_DATE = datetime(1, 1, 1)
+
+CHARACTER_SETS: tuple[tuple[int, str], ...] = (
+    (1, "us-ascii"),
+    (2, "iso-8859-1"),
+    (3, "utf-8"),
+    (4, "windows-1252"),
+    (5, "shift_jis"),
+)
+
+_CHARSET_WRITER = ItemWriter(
+    "WSCharacterSet",
+    (Column("CharacterSetID", ColumnType.INT, "ID"), Column("Name", ColumnType.TEXT, "Name")),
+)
+_VMTA_WRITER = ItemWriter(
+    "WSVmta",
+    (
+        Column("VmtaID", ColumnType.INT, "ID"),
+        Column("VmtaDescription", ColumnType.TEXT, "Description", ("Description",)),
+    ),
+)
+
+Handler = Callable[[SoapRequest, User], str]
+
+
+class IntegrationService:
+    """The v31 ``IntegrationService`` operations, served from one account; thread-safe."""
+
+    def __init__(
+        self,
+        account: Any,
+        access: AccessControl,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        stats: Stats | None = None,
+    ) -> None:
+        """Serve ``account``.
+
+        Args:
+            account: a :class:`listrak_sync.simulator.data.Account` (or any object with its
+                methods).
+            access: who may call, and which lists each user sees.
+            page_size: items per page of the paged operations.
+            stats: counters to update (a new :class:`Stats` if omitted).
+
+        Raises:
+            ValueError: ``page_size`` is below 1.
+        """
+        if page_size < 1:
+            raise ValueError(f"page_size must be >= 1, got {page_size}")
+        self.account = account
+        self.access = access
+        self.page_size = page_size
+        self.stats = stats or Stats()
+        # Account calls are serialised: the data model is not promised to be thread-safe, and
+        # clock moves must not interleave with a query. Rendering happens outside the lock.
+        self.account_lock = threading.RLock()
+        self._writers = {s.operation: stream_writer(s) for s in STREAMS}
+        self._handlers: dict[str, Handler] = {s.operation: self._stream_handler(s) for s in STREAMS}
+        self._handlers.update(
+            GetContactList=self._get_contact_list,
+            GetCharacterSetCollection=self._get_character_sets,
+            GetAccountVmtaCollection=self._get_vmtas,
+        )
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """Names of the implemented operations."""
+        return tuple(self._handlers)
+
+    def parse(self, body: bytes, content_type: str | None, soap_action: str | None) -> SoapRequest:
+        """Parse and route a request (see :func:`envelope.parse_request`).
+
+        Raises:
+            SoapFault: a client fault for a malformed or unknown request.
+        """
+        return parse_request(body, content_type, soap_action, self._handlers)
+
+    def execute(self, request: SoapRequest, client_ip: str) -> bytes:
+        """Authenticate and run one parsed request.
+
+        Args:
+            request: the parsed request.
+            client_ip: the caller's address, checked against the IP allowlist.
+
+        Returns:
+            The response envelope's bytes (HTTP 200).
+
+        Raises:
+            SoapFault: a fault to send with HTTP 500 (login refused, access denied, bad values).
+        """
+        try:
+            user = self.access.authenticate(request, client_ip)
+        except AuthFault as fault:
+            self.stats.auth_failure(fault.token)
+            raise
+        children = self._handlers[request.operation](request, user)
+        return response_envelope(request.version, request.operation, children)
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def _stream_handler(self, stream: Stream) -> Handler:
+        kind = stream.request
+        if kind is RequestKind.COLLECTION:
+            return lambda request, user: self._lists(stream, request, user)
+        if kind is RequestKind.LIST_WINDOW:
+            return lambda request, user: self._list_window(stream, request, user)
+        return lambda request, user: self._paged(stream, request, user)
+
+    def _lists(self, stream: Stream, request: SoapRequest, user: User) -> str:
+        with self.account_lock:
+            rows = [row for row in self.account.lists() if user.may_access(row["ListID"])]
+        return self._result(stream, request, rows)
+
+    def _list_window(self, stream: Stream, request: SoapRequest, user: User) -> str:
+        list_id = self._allowed_list(request, user)
+        start, end = _date(request, "StartDate"), _date(request, "EndDate")
+        include_test = _bool(request, "IncludeTestMessages")
+        with self.account_lock:
+            rows = self.account.messages(list_id, start, end, include_test) if start <= end else []
+        return self._result(stream, request, rows)
+
+    def _paged(self, stream: Stream, request: SoapRequest, user: User) -> str:
+        page = _int(request, "Page")
+        if page < 1:
+            raise SoapFault("Page must be 1 or greater.", version=request.version)
+        first = (page - 1) * self.page_size
+        if stream.request is RequestKind.LIST_RANGE_PAGED:
+            list_id = self._allowed_list(request, user)
+            start, end = _date(request, "StartDate"), _date(request, "EndDate")
+            with self.account_lock:
+                rows = self.account.subscribed_contacts(list_id, start, end) if start <= end else ()
+                rows = rows[first : first + self.page_size]
+            return self._result(stream, request, rows)
+        msg_id = self._allowed_message(request, user)
+        with self.account_lock:
+            if stream.request is RequestKind.MESSAGE_PAGED:
+                rows = self.account.events(stream.name, msg_id)
+            else:
+                start, end = _date(request, "StartDate"), _date(request, "EndDate")
+                rows = self.account.events(stream.name, msg_id, start, end) if start <= end else ()
+            rows = rows[first : first + self.page_size]
+        return self._result(stream, request, rows)
+
+    def _get_contact_list(self, request: SoapRequest, user: User) -> str:
+        list_id = self._allowed_list(request, user)
+        with self.account_lock:
+            row = next(r for r in self.account.lists() if r["ListID"] == list_id)
+        self.stats.rows(request.operation, 1)
+        return self._writers[get_stream("lists").operation].item(row)
+
+    def _get_character_sets(self, request: SoapRequest, user: User) -> str:
+        rows = [{"CharacterSetID": cid, "Name": name} for cid, name in CHARACTER_SETS]
+        self.stats.rows(request.operation, len(rows))
+        return _CHARSET_WRITER.array(f"{request.operation}Result", rows)
+
+    def _get_vmtas(self, request: SoapRequest, user: User) -> str:
+        with self.account_lock:
+            lists = self.account.lists()
+        vmtas = {row["VmtaID"]: row.get("VmtaDescription") for row in lists if row.get("VmtaID") is not None}
+        rows = [{"VmtaID": vid, "VmtaDescription": vmtas[vid]} for vid in sorted(vmtas)]
+        self.stats.rows(request.operation, len(rows))
+        return _VMTA_WRITER.array(f"{request.operation}Result", rows) + WS_EXCEPTION_NIL
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _result(self, stream: Stream, request: SoapRequest, rows: Sequence[Any]) -> str:
+        self.stats.rows(request.operation, len(rows))
+        result = self._writers[stream.operation].array(stream.result_element, rows)
+        return result + WS_EXCEPTION_NIL if stream.has_ws_exception else result
+
+    def _allowed_list(self, request: SoapRequest, user: User) -> int:
+        list_id = _int(request, "ListID")
+        with self.account_lock:
+            exists = list_id in self.account.list_ids()
+        if not exists or not user.may_access(list_id):
+            raise self._denied(request, f"ListID {list_id} is not available to this user.")
+        return list_id
+
+    def _allowed_message(self, request: SoapRequest, user: User) -> int:
+        msg_id = _int(request, "MsgID")
+        with self.account_lock:
+            list_id = self.account.message_list_id(msg_id)
+        if list_id is None or not user.may_access(list_id):
+            raise self._denied(request, f"MsgID {msg_id} is not available to this user.")
+        return msg_id
+
+    def _denied(self, request: SoapRequest, detail: str) -> SoapFault:
+        self.stats.access_denied()
+        return SoapFault(f"[{ACCESS_DENIED}] {detail}", version=request.version)
+
+
+def _unreadable(request: SoapRequest, name: str, text: str) -> SoapFault:
+    return SoapFault(
+        f"Server was unable to read request. ---> {name}: the value {text!r} is not in a correct format.",
+        version=request.version,
+    )
+
+
+def _int(request: SoapRequest, name: str) -> int:
+    text = request.params.get(name)
+    if text is None:
+        return 0
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise _unreadable(request, name, text) from None
+
+
+def _date(request: SoapRequest, name: str) -> datetime:
+    text = request.params.get(name)
+    if text is None:
+        return _ASMX_MIN_DATE
+    try:
+        return parse_datetime(text)
+    except ValueError:
+        raise _unreadable(request, name, text) from None
+
+
+def _bool(request: SoapRequest, name: str) -> bool:
+    text = request.params.get(name)
+    if text is None:
+        return False
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise _unreadable(request, name, text) from None
