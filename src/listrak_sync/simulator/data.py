@@ -30,11 +30,13 @@ Rules the data follows (tests and ground truth rely on them):
 Rows are plain dicts keyed by the column names of :mod:`listrak_sync.streams`, shared with the
 account's caches: treat them as read-only. Events are generated per message on demand and kept
 in a least-recently-used cache bounded by a number of rows, so a large account is served
-without ever holding all its events.
+without ever holding all its events. The caches are thread-safe (a race only repeats
+deterministic work); moving the clock while another thread queries is the caller's to order.
 """
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, Sequence
@@ -104,27 +106,30 @@ class _SizedLRU(Generic[_K, _V]):
         self.budget = budget
         self.used = 0
         self._entries: OrderedDict[_K, tuple[_V, int]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: _K) -> _V | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        self._entries.move_to_end(key)
-        return entry[0]
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
 
     def put(self, key: _K, value: _V, size: int) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.used -= old[1]
-        self._entries[key] = (value, size)
-        self.used += size
-        # The newest entry stays even when it alone is over budget.
-        while self.used > self.budget and len(self._entries) > 1:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            self.used -= evicted
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.used -= old[1]
+            self._entries[key] = (value, size)
+            self.used += size
+            # The newest entry stays even when it alone is over budget.
+            while self.used > self.budget and len(self._entries) > 1:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self.used -= evicted
 
 
 class Account:
@@ -252,12 +257,14 @@ class Account:
         if events is None:
             events = generate_events(self.seed, self.scale, self._lists[msg.list_index], msg)
             self._events.put(msg.msg_id, events, events.size)
-            self._summaries.put(msg.msg_id, events.summary, events.summary.size)
         return events
 
     def _summary(self, msg: Message) -> MessageSummary:
         summary = self._summaries.get(msg.msg_id)
-        return summary if summary is not None else self._message_events(msg).summary
+        if summary is None:
+            summary = self._message_events(msg).summary
+            self._summaries.put(msg.msg_id, summary, summary.size)
+        return summary
 
     # -- contacts ------------------------------------------------------------------------
 

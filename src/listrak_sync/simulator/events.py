@@ -18,11 +18,8 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 from listrak_sync.simulator.generate import (
-    DAY,
-    EPOCH,
     US,
     ContactList,
     Message,
@@ -30,7 +27,7 @@ from listrak_sync.simulator.generate import (
     Scale,
     derive_rng,
     event_delay_us,
-    fraction_ms,
+    from_us,
 )
 
 EVENT_STREAMS = (
@@ -148,47 +145,56 @@ def generate_events(seed: int, scale: Scale, lst: ContactList, msg: Message) -> 
     clicks: list[tuple] = []
     clickers: list[tuple[int, int, bool]] = []  # (first click, second click or 0, is new)
     orders: list[tuple[int, int]] = []
-    p_bounce, p_open = scale.bounce_rate, scale.open_rate
+    rand = rng.random  # int(rand() * n) below: twice as fast as randrange on this hot path
+
+    def millis() -> int:
+        f = rand()
+        return (1 + int(f * 8325)) * 1000 if f < 0.12 else 0
+
+    p_bounce = scale.bounce_rate
+    p_open = (1 - p_bounce) * scale.open_rate
+    read_rate, repeat_open_rate = scale.read_rate, scale.repeat_open_rate
+    click_rate, repeat_click_rate = scale.click_rate, scale.repeat_click_rate
+    n_reasons = len(_BOUNCES)
     for sub in recipients:
-        u = rng.random()
+        u = rand()
         if u < p_bounce and sub not in unsubscribing:
-            reason = rng.randrange(len(_BOUNCES))
-            soft = _BOUNCES[reason][2]
-            delay = rng.randrange(1, 1800) if rng.random() < 0.9 else rng.randrange(1800, 3 * 86400)
-            count = rng.randint(1, 4) if soft else 1
-            bounces.append((send_s + delay * US + fraction_ms(rng), sub, reason, count))
+            reason = int(rand() * n_reasons)
+            delay = 1 + int(rand() * 1800) if rand() < 0.9 else 1800 + int(rand() * 3 * 86400)
+            count = 1 + int(rand() * 4) if _BOUNCES[reason][2] else 1
+            bounces.append((send_s + delay * US + millis(), sub, reason, count))
             continue
-        if (u - p_bounce) / (1 - p_bounce) >= p_open * engagement[sub]:
+        if u >= p_bounce + p_open * engagement[sub]:
             continue
         open_s = send_s + event_delay_us(rng)
         open_times, last_read = [], 0
         while True:
             open_times.append(open_s)
-            opens.append((open_s + fraction_ms(rng), sub))
-            if rng.random() < scale.read_rate:
-                last_read = max(open_s + rng.randrange(2, 240) * US, last_read + US)
-                reads.append((last_read + fraction_ms(rng), sub))
-            if rng.random() >= scale.repeat_open_rate:
+            opens.append((open_s + millis(), sub))
+            if rand() < read_rate:
+                last_read = max(open_s + (2 + int(rand() * 240)) * US, last_read + US)
+                reads.append((last_read + millis(), sub))
+            if rand() >= repeat_open_rate:
                 break
             open_s += (1 + int(rng.expovariate(1 / 21600))) * US
-        if rng.random() >= scale.click_rate * min(2.0, engagement[sub]):
+        if rand() >= click_rate * min(2.0, engagement[sub]):
             continue
         force_repeat = not clickers  # every message with clicks has one contact clicking a link twice
-        link = rng.randrange(n_links)
-        click_s = rng.choice(open_times) + rng.randrange(3, 900) * US
+        link = int(rand() * n_links)
+        click_s = open_times[int(rand() * len(open_times))] + (3 + int(rand() * 900)) * US
         times = [click_s]
-        clicks.append((click_s + fraction_ms(rng), sub, link))
-        while force_repeat or rng.random() < scale.repeat_click_rate:
+        clicks.append((click_s + millis(), sub, link))
+        while force_repeat or rand() < repeat_click_rate:
             if not force_repeat:
-                link = rng.randrange(n_links)
+                link = int(rand() * n_links)
             force_repeat = False
             click_s += (1 + int(rng.expovariate(1 / 7200))) * US
             times.append(click_s)
-            clicks.append((click_s + fraction_ms(rng), sub, link))
+            clicks.append((click_s + millis(), sub, link))
         is_new = added[sub] > msg.prev_regular_send_us
         clickers.append((times[0], times[1] if len(times) > 1 else 0, is_new))
-        if rng.random() < scale.conversion_rate:
-            order_s = times[0] + rng.randrange(60, 2 * DAY // US) * US
+        if rand() < scale.conversion_rate:
+            order_s = times[0] + (60 + int(rand() * 2 * 86400)) * US
             orders.append((order_s, int(rng.lognormvariate(8.3, 0.7))))
     unsubs = sorted((removal, sub, method) for sub, removal, method in msg.unsubs)
     for events in (bounces, opens, reads, clicks):
@@ -231,7 +237,7 @@ def _materialize(stream: str, events: MessageEvents, lst: ContactList,
         return [{"EmailAddress": emails[person[s]]} for s in events.recipients], array("q")
     compact = events.compact[stream]
     times = _times(compact)
-    dt = _to_datetime
+    dt = from_us
     rows: list[dict]
     if stream == "message_opens":
         rows = [{"ContactID": ids[person[s]], "EmailAddress": emails[person[s]], "OpenDate": dt(t)}
@@ -260,8 +266,4 @@ def _materialize(stream: str, events: MessageEvents, lst: ContactList,
     else:
         raise KeyError(f"{stream!r} is not a message event stream")
     return rows, times
-
-
-def _to_datetime(us: int, _epoch: datetime = EPOCH, _delta: type[timedelta] = timedelta) -> datetime:
-    return _epoch + _delta(microseconds=us)
 

@@ -65,7 +65,7 @@ SCALES: dict[str, Scale] = {
                   unsub_rate=0.03, bounce_rate=0.04),
     "small": Scale(lists=5, contacts_per_list=380, messages_per_list=24),
     "medium": Scale(lists=10, contacts_per_list=1550, messages_per_list=60),
-    "large": Scale(lists=24, contacts_per_list=8000, messages_per_list=120),
+    "large": Scale(lists=20, contacts_per_list=4300, messages_per_list=118),
 }
 
 
@@ -76,7 +76,8 @@ def to_us(dt: datetime) -> int:
 
 def from_us(us: int) -> datetime:
     """The naive datetime ``us`` microseconds after :data:`EPOCH`."""
-    return EPOCH + timedelta(microseconds=us)
+    seconds, micro = divmod(us, US)  # much faster than timedelta(microseconds=<large int>)
+    return EPOCH + timedelta(0, seconds, micro)
 
 
 def derive_rng(seed: int, *parts: object) -> random.Random:
