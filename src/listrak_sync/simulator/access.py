@@ -31,15 +31,26 @@ PROHIBITED_IP = "ProhibitedIPAddress"
 
 @dataclass(frozen=True)
 class User:
-    """An API user: credentials and the lists it may see (``None`` means every list)."""
+    """An API user: credentials and the lists it may see.
+
+    ``list_ids`` are the lists assigned to the user (``None``: every list); only those appear
+    in GetContactListCollection. ``refused_list_ids`` appear there too, but every call about
+    them (their messages, contacts, or messages' activity) is refused with ``[AccessDenied]``:
+    the case of a list a connector discovers and then may not read.
+    """
 
     username: str
     password: str = field(repr=False)
     list_ids: frozenset[int] | None = None
+    refused_list_ids: frozenset[int] = frozenset()
+
+    def may_see(self, list_id: int) -> bool:
+        """Whether list ``list_id`` is in the user's list collection."""
+        return self.list_ids is None or list_id in self.list_ids or list_id in self.refused_list_ids
 
     def may_access(self, list_id: int) -> bool:
-        """Whether this user may see list ``list_id``."""
-        return self.list_ids is None or list_id in self.list_ids
+        """Whether the user may read list ``list_id``'s data."""
+        return (self.list_ids is None or list_id in self.list_ids) and list_id not in self.refused_list_ids
 
 
 DEFAULT_USER = User(DEFAULT_USERNAME, DEFAULT_PASSWORD)
@@ -79,7 +90,8 @@ class AccessControl:
         Args:
             users: the API users; ``None`` gives the single default user with every list.
             ip_allowlist: addresses/CIDRs allowed to call; ``None`` allows every address.
-            lockout_after: consecutive failed logins that lock a user; ``None`` or 0: never.
+            lockout_after: failed logins in a row after which a user is locked; ``None``: never
+                (0 locks every user from the start, to test the lockout path).
 
         Raises:
             ValueError: duplicate usernames or a bad allowlist entry.
@@ -89,7 +101,9 @@ class AccessControl:
         if len(self.users) != len(user_list):
             raise ValueError("usernames must be unique")
         self.ip_allowlist = None if ip_allowlist is None else parse_allowlist(ip_allowlist)
-        self.lockout_after = lockout_after or 0
+        if lockout_after is not None and lockout_after < 0:
+            raise ValueError(f"lockout_after must be >= 0 or None, got {lockout_after}")
+        self.lockout_after = lockout_after
         self._failures: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -111,7 +125,7 @@ class AccessControl:
         username = request.username or ""
         user = self.users.get(username)
         with self._lock:
-            if self.lockout_after and self._failures.get(username, 0) >= self.lockout_after:
+            if self.lockout_after is not None and self._failures.get(username, 0) >= self.lockout_after:
                 detail = "Too many failed logon attempts; the user is locked."
                 raise AuthFault(LOGIN_ATTEMPTS_EXCEEDED, detail, request)
             password = (request.password or "").encode()
@@ -136,8 +150,10 @@ class AccessControl:
     def locked_users(self) -> list[str]:
         """Usernames currently locked out."""
         with self._lock:
-            if not self.lockout_after:
+            if self.lockout_after is None:
                 return []
+            if self.lockout_after == 0:
+                return sorted(self.users)
             return sorted(name for name, count in self._failures.items() if count >= self.lockout_after)
 
     def reset_lockouts(self) -> None:

@@ -74,7 +74,8 @@ class Simulator:
             max_concurrency: in-flight SOAP requests beyond which the server answers 503.
             users: API users; default one user ``demo``/``demo-password`` with every list.
             ip_allowlist: addresses/CIDRs allowed to call; ``None`` allows all.
-            lockout_after: consecutive failed logins that lock a user (``None``: never).
+            lockout_after: failed logins in a row that lock a user (``None``: never; 0: locked
+                from the start).
             slow_seconds: how long a ``slow`` fault waits before answering.
 
         Raises:
