@@ -1,0 +1,365 @@
+"""Typed settings for a replication run, validated once with messages that say how to fix them.
+
+Every setting has one parser here; the CLI, the dlt source and the tests all build a
+:class:`Settings` through :meth:`Settings.from_mapping`, so a bad value reads the same wherever
+it came from. The password is a :class:`Secret`: it shows as ``'********'`` in every repr,
+string and log line, and only the SOAP envelope builder calls :meth:`Secret.reveal`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from listrak_sync.errors import ConfigError
+from listrak_sync.streams import STREAM_NAMES
+
+PRODUCTION_ENDPOINT = "https://webservices.listrak.com/v31/IntegrationService.asmx"
+
+START_DATE_FORMS = "MM/DD/YYYY, YYYY-MM-DD or an ISO timestamp such as 2024-01-31T08:00:00Z"
+_US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+# Far above any polite load on one account; a typo like 800 should fail loudly, not hammer Listrak.
+MAX_CONCURRENCY = 64
+
+
+class Secret:
+    """A password that never shows itself: ``repr``/``str`` are ``'********'``.
+
+    Call :meth:`reveal` only where the value must go on the wire.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret value (for the SOAP header only)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'********'"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+def parse_start_date(value: str | date | datetime, *, now: datetime | None = None) -> datetime:
+    """Parse the replication start date.
+
+    Args:
+        value: ``MM/DD/YYYY`` (as hosted connectors ask for it), ``YYYY-MM-DD``, an ISO timestamp
+            with or without ``Z``/offset, or a ``date``/``datetime``.
+        now: the current time as naive UTC (default: the system clock); the date may not be later.
+
+    Returns:
+        A naive datetime: midnight for a date, the given time otherwise; values with a zone
+        are converted to UTC and made naive.
+
+    Raises:
+        ConfigError: malformed, impossible (02/30/2024) or in the future.
+    """
+    parsed = _start_date_value(value)
+    current = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    if parsed > current:
+        raise ConfigError(
+            f"Start date {value!s} is in the future (now is {current:%Y-%m-%d %H:%M} UTC). "
+            f"Pass a past date as {START_DATE_FORMS}."
+        )
+    return parsed
+
+
+def _start_date_value(value: str | date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return _naive_utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if not isinstance(value, str):
+        raise ConfigError(f"Start date {value!r} is not a date. Pass {START_DATE_FORMS}.")
+    text = value.strip()
+    problem = f"Start date {value!r} is not a valid date. Pass {START_DATE_FORMS}, e.g. 01/31/2024."
+    us = _US_DATE.match(text)
+    try:
+        if us:
+            month, day, year = (int(part) for part in us.groups())
+            return datetime(year, month, day)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.strptime(text, "%Y-%m-%d")
+        if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text):
+            iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+            return _naive_utc(datetime.fromisoformat(iso))
+    except ValueError:
+        raise ConfigError(problem) from None
+    raise ConfigError(problem)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def parse_list_ids(value: str | Iterable[Any]) -> tuple[int, ...]:
+    """Parse list IDs: ``"1,2"`` or an iterable of ints or digit strings.
+
+    Returns:
+        The IDs in the given order, duplicates removed.
+
+    Raises:
+        ConfigError: an ID is not a positive whole number, or none is given.
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    ids: list[int] = []
+    for item in items:
+        text = str(item).strip()
+        if isinstance(item, bool) or not text.isdigit() or int(text) < 1:
+            raise ConfigError(
+                f"List ID {item!r} is not a positive whole number. Pass list IDs as numbers "
+                "separated by commas, e.g. 12,34 (see `listrak-sync lists` for the IDs)."
+            )
+        if int(text) not in ids:
+            ids.append(int(text))
+    if not ids:
+        raise ConfigError("No list IDs given. Pass list IDs such as 12,34, or leave the setting out for all lists.")
+    return tuple(ids)
+
+
+def parse_tables(value: str | Iterable[Any]) -> tuple[str, ...]:
+    """Parse table names: ``"lists,messages"`` or an iterable of names.
+
+    Returns:
+        The names in the given order, duplicates removed.
+
+    Raises:
+        ConfigError: an unknown table (the message lists the valid ones), or none given.
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names: list[str] = []
+    for item in items:
+        name = str(item).strip()
+        if name not in STREAM_NAMES:
+            raise ConfigError(f"Unknown table {name!r}. Valid tables: {', '.join(STREAM_NAMES)}.")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ConfigError(f"No tables given. Pick from: {', '.join(STREAM_NAMES)}, or leave the setting out.")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs; build it with :meth:`from_mapping` to get clear errors.
+
+    ``concurrency`` defaults to 8 requests in flight: Listrak documents no rate limit, and 8 is
+    what a browser opens to one host at most, enough to hide the per-page latency (a page is
+    one slow report query server-side) without looking like a flood; the client also halves
+    it by itself whenever the service signals overload.
+    """
+
+    username: str
+    password: Secret
+    start_date: datetime
+    endpoint: str = PRODUCTION_ENDPOINT
+    concurrency: int = 8
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    interval_days: int = 365
+    include_test_messages: bool = True
+    list_ids: tuple[int, ...] | None = None
+    tables: tuple[str, ...] | None = None
+    # The service writes datetimes without a zone (REFERENCE.md §6, §12: probably US Eastern,
+    # unconfirmed). "UTC" stamps them as UTC unchanged, as tap-listrak does; a zone name such
+    # as "America/New_York" reads them as that zone's wall time and converts them to UTC.
+    source_timezone: str = "UTC"
+    trust_short_pages: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.password, Secret):
+            raise ConfigError("Settings.password must be a Secret; use Settings.from_mapping to build settings.")
+        if not self.username or not self.username.strip():
+            raise ConfigError("The Listrak username is empty. Set LISTRAK_USERNAME (or pass --username).")
+        if not self.password.reveal():
+            raise ConfigError("The Listrak password is empty. Set LISTRAK_PASSWORD.")
+        _check_endpoint(self.endpoint)
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(
+                f"concurrency must be between 1 and {MAX_CONCURRENCY} requests in flight, got "
+                f"{self.concurrency}. The default 8 is polite to Listrak."
+            )
+        for name in ("connect_timeout", "read_timeout", "backoff_base", "backoff_max"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {getattr(self, name)}.")
+        if self.backoff_max < self.backoff_base:
+            raise ConfigError(
+                f"backoff_max ({self.backoff_max}s) must not be below backoff_base ({self.backoff_base}s)."
+            )
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be 0 or more, got {self.max_retries}.")
+        if self.interval_days < 1:
+            raise ConfigError(f"interval_days must be at least 1, got {self.interval_days}.")
+        _check_timezone(self.source_timezone)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> Settings:
+        """Build settings from plain values (CLI options, environment, dlt config).
+
+        Strings are accepted for every field (``"8"``, ``"true"``, ``"1,2"``); ``None`` means
+        the field's default.
+
+        Args:
+            mapping: field name to value; ``username``, ``password`` and ``start_date`` are required.
+
+        Returns:
+            Validated settings.
+
+        Raises:
+            ConfigError: an unknown key, a missing required value, or a bad value; the message
+                names the setting and how to fix it.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(mapping) - set(fields))
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) {', '.join(unknown)}. Valid settings: {', '.join(fields)}.")
+        values = {key: value for key, value in mapping.items() if value is not None}
+        for required, hint in (
+            ("username", "LISTRAK_USERNAME"),
+            ("password", "LISTRAK_PASSWORD"),
+            ("start_date", "LISTRAK_START_DATE"),
+        ):
+            if required not in values:
+                raise ConfigError(f"Missing setting {required!r}. Set {hint}.")
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            kwargs[key] = _COERCE[key](key, value)
+        return cls(**kwargs)
+
+
+def _as_str(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be text, got {type(value).__name__}.")
+    return value.strip() if key != "username" else value
+
+
+def _as_secret(key: str, value: Any) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be text, got {type(value).__name__}.")
+    return Secret(value)
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a whole number, got {value!r}.")
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    raise ConfigError(f"{key} must be a whole number, got {value!r}.")
+
+
+def _as_float(key: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a number of seconds, got {value!r}.")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number of seconds, got {value!r}.") from None
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{key} must be true or false, got {value!r}.")
+
+
+def _coerce_start(key: str, value: Any) -> datetime:
+    return parse_start_date(value)
+
+
+def _coerce_list_ids(key: str, value: Any) -> tuple[int, ...]:
+    return parse_list_ids(value)
+
+
+def _coerce_tables(key: str, value: Any) -> tuple[str, ...]:
+    return parse_tables(value)
+
+
+_COERCE = {
+    "username": _as_str,
+    "password": _as_secret,
+    "start_date": _coerce_start,
+    "endpoint": _as_str,
+    "concurrency": _as_int,
+    "connect_timeout": _as_float,
+    "read_timeout": _as_float,
+    "max_retries": _as_int,
+    "backoff_base": _as_float,
+    "backoff_max": _as_float,
+    "interval_days": _as_int,
+    "include_test_messages": _as_bool,
+    "list_ids": _coerce_list_ids,
+    "tables": _coerce_tables,
+    "source_timezone": _as_str,
+    "trust_short_pages": _as_bool,
+}
+
+
+def _check_endpoint(endpoint: str) -> None:
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"Endpoint {endpoint!r} is not an http(s) URL. Use {PRODUCTION_ENDPOINT}, "
+            "a proxy's URL, or the URL the simulator prints."
+        )
+    if parts.username or parts.password:
+        raise ConfigError("The endpoint URL must not hold credentials; set LISTRAK_USERNAME/LISTRAK_PASSWORD instead.")
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"source_timezone {name!r} is not a known time zone. Use an IANA name such as "
+            "'UTC' or 'America/New_York'."
+        ) from None
+
+
+__all__ = [
+    "PRODUCTION_ENDPOINT",
+    "START_DATE_FORMS",
+    "Secret",
+    "Settings",
+    "parse_list_ids",
+    "parse_tables",
+    "parse_start_date",
+]

@@ -1,0 +1,277 @@
+"""Extraction: the nine streams as Arrow tables, with date windows, pages and concurrency.
+
+The extractor knows which requests make up a stream (date windows for messages, pages for
+everything per message or per list) and stamps the parent key (``MsgID``/``ListID``) on rows
+that do not carry it. It never retries or classifies errors (the client does); it only
+decides that a refused list or message is skipped, recorded in :attr:`Extractor.skipped`
+and logged, while the rest goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from listrak_sync.config import Settings
+from listrak_sync.errors import ConfigError, ObjectRefusedError
+from listrak_sync.soap.client import ListrakClient
+from listrak_sync.soap.parse import arrow_schema, item_schema
+from listrak_sync.streams import RequestKind, Stream, children_of, get_stream
+
+log = logging.getLogger(__name__)
+
+LISTS = get_stream("lists")
+MESSAGES = get_stream("messages")
+SUBSCRIBED_CONTACTS = get_stream("subscribed_contacts")
+ACTIVITY_STREAMS: tuple[Stream, ...] = children_of("messages")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def date_windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    """Cut ``[start, end]`` into windows of at most ``days`` days.
+
+    Consecutive windows share their boundary instant: whether the service's bounds are
+    inclusive is unknown (REFERENCE.md §12), so a row exactly on a boundary may come twice
+    and is de-duplicated by the caller, but it can never fall between two windows.
+
+    Returns:
+        ``(window_start, window_end)`` pairs; none if ``start`` is after ``end``.
+    """
+    windows: list[tuple[datetime, datetime]] = []
+    window_start = start
+    while window_start <= end:
+        window_end = min(window_start + timedelta(days=days), end)
+        windows.append((window_start, window_end))
+        if window_end >= end:
+            break
+        window_start = window_end
+    return windows
+
+
+def request_params(stream: Stream, object_id: int, start: datetime, end: datetime) -> dict[str, Any]:
+    """The parameters (without ``Page``) that ask for ``stream`` of one list or message."""
+    key = "MsgID" if stream.request in (RequestKind.MESSAGE_RANGE_PAGED, RequestKind.MESSAGE_PAGED) else "ListID"
+    params: dict[str, Any] = {key: object_id}
+    if stream.request is not RequestKind.MESSAGE_PAGED:  # ReportMessageContactSent has no dates
+        params.update(StartDate=start, EndDate=end)
+    return params
+
+
+def stamp(stream: Stream, table: pa.Table, object_id: int) -> pa.Table:
+    """Add the parent key column (``MsgID``/``ListID``) first, unless the items carry it."""
+    key = stream.parent_key
+    if key is None or key.name in table.column_names:
+        return table
+    field = arrow_schema(stream).field(key.name)
+    return table.add_column(0, field, pa.array([object_id] * table.num_rows, field.type))
+
+
+class Extractor:
+    """Reads the streams of one account through a :class:`ListrakClient`.
+
+    Args:
+        client: the SOAP client.
+        settings: start date, window length, list filter, concurrency, source time zone.
+        now: the current time, naive UTC or aware (default: the system clock); requests end here.
+    """
+
+    def __init__(
+        self, client: ListrakClient, settings: Settings, *, now: Callable[[], datetime] | None = None
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.skipped: list[ObjectRefusedError] = []
+        self._now = now or _utc_now
+        self._zone = ZoneInfo(settings.source_timezone)
+        self._lock = threading.Lock()
+        self._skipped_keys: set[tuple[str, int | None]] = set()
+
+    # -- lists and messages ----------------------------------------------------------------------
+
+    def lists(self) -> pa.Table:
+        """The lists the API user can see, filtered to ``settings.list_ids`` if given.
+
+        Raises:
+            ConfigError: a requested list ID is not visible to the user (the message lists the
+                visible ones).
+        """
+        table = self.client.fetch(LISTS)
+        wanted = self.settings.list_ids
+        if wanted is None:
+            return table
+        visible = [int(v) for v in table.column("ListID").to_pylist()]
+        unknown = [list_id for list_id in wanted if list_id not in visible]
+        if unknown:
+            raise ConfigError(
+                f"List ID(s) {', '.join(map(str, unknown))} are not visible to Listrak user "
+                f"{self.settings.username!r}. Visible lists: {', '.join(map(str, visible)) or 'none'}. "
+                "Fix list_ids, or grant the user access under Manage > Accounts > User Manager."
+            )
+        return table.filter(pc.is_in(table.column("ListID"), pa.array(wanted, pa.int64())))
+
+    def messages(self, list_id: int, start: datetime | None = None) -> pa.Table:
+        """Messages sent to one list from ``start`` (default: the start date) until now.
+
+        A refused list gives an empty table and is recorded in :attr:`skipped`.
+        """
+        first, end = self._range(start)
+        tables = []
+        try:
+            for window_start, window_end in date_windows(first, end, self.settings.interval_days):
+                params = request_params(MESSAGES, list_id, window_start, window_end)
+                tables.append(self.client.fetch(MESSAGES, scope=("list", list_id), **params))
+        except ObjectRefusedError as exc:
+            self._skip(exc)
+            return arrow_schema(MESSAGES).empty_table()
+        if not tables:
+            return arrow_schema(MESSAGES).empty_table()
+        return _first_per_key(pa.concat_tables(tables), "MsgID")
+
+    def subscribed_contacts(self, list_id: int, start: datetime | None = None) -> Iterator[pa.Table]:
+        """Contacts subscribed to one list with an addition date from ``start`` on, page by page.
+
+        Yields:
+            Tables with ``ListID`` stamped. A refused list yields nothing and is recorded.
+        """
+        first, end = self._range(start)
+        params = request_params(SUBSCRIBED_CONTACTS, list_id, first, end)
+        try:
+            for page in self.client.iter_pages(SUBSCRIBED_CONTACTS, scope=("list", list_id), **params):
+                yield stamp(SUBSCRIBED_CONTACTS, page, list_id)
+        except ObjectRefusedError as exc:
+            self._skip(exc)
+
+    # -- per-message activity --------------------------------------------------------------------
+
+    def message_activity(
+        self, streams: Sequence[Stream], msg_ids: Sequence[int], start: datetime | None = None
+    ) -> Iterator[tuple[Stream, pa.Table]]:
+        """Every (stream, message) pair, fetched concurrently under one bounded limit.
+
+        At most ``settings.concurrency`` workers run, and only a small window of tasks is
+        queued at a time however many messages there are. Results come back in the caller's
+        thread as tasks complete. An error other than a refusal stops the other tasks and is
+        raised here; a refused message is skipped and recorded.
+
+        Args:
+            streams: activity streams (children of ``messages``).
+            msg_ids: the messages.
+            start: start of the event date range (default: the start date); sends ignore dates.
+
+        Yields:
+            ``(stream, table)`` per pair, all pages concatenated, ``MsgID`` stamped.
+
+        Raises:
+            ValueError: a stream that is not a message activity stream.
+        """
+        for stream in streams:
+            if stream not in ACTIVITY_STREAMS:
+                raise ValueError(f"{stream.name} is not a per-message activity stream")
+        first, end = self._range(start)
+        tasks = ((stream, msg_id) for msg_id in msg_ids for stream in streams)
+        yield from self._run_concurrently(tasks, first, end)
+
+    def _run_concurrently(
+        self, tasks: Iterable[tuple[Stream, int]], first: datetime, end: datetime
+    ) -> Iterator[tuple[Stream, pa.Table]]:
+        workers = self.settings.concurrency
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="listrak-activity")
+        pending: set[Future[tuple[Stream, pa.Table] | None]] = set()
+        queue = iter(tasks)
+        try:
+            while True:
+                # A sliding window: enough queued work to keep every worker busy, no more.
+                for stream, msg_id in queue:
+                    pending.add(pool.submit(self._activity, stream, msg_id, first, end, stop))
+                    if len(pending) >= 2 * workers:
+                        break
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    if result is not None:
+                        yield result
+        finally:
+            stop.set()
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _activity(
+        self, stream: Stream, msg_id: int, first: datetime, end: datetime, stop: threading.Event
+    ) -> tuple[Stream, pa.Table] | None:
+        pages = []
+        try:
+            for page in self.client.iter_pages(
+                stream, scope=("message", msg_id), **request_params(stream, msg_id, first, end)
+            ):
+                if stop.is_set():
+                    return None
+                pages.append(page)
+        except ObjectRefusedError as exc:
+            self._skip(exc)
+            return None
+        table = pa.concat_tables(pages) if pages else item_schema(stream).empty_table()
+        return stream, stamp(stream, table, msg_id)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _range(self, start: datetime | None) -> tuple[datetime, datetime]:
+        """Start and end of a request range, as the service's wall time (``source_timezone``)."""
+        first = self._service_time(start or self.settings.start_date, aware_default=False)
+        end = self._service_time(self._now(), aware_default=True)
+        if end.microsecond:  # requests carry whole seconds; round up so nothing before now is cut
+            end = end.replace(microsecond=0) + timedelta(seconds=1)
+        return first, end
+
+    def _service_time(self, moment: datetime, *, aware_default: bool) -> datetime:
+        # The clock is naive UTC; the start date is what the user typed, i.e. already service
+        # wall time; an aware value (a bookmark read back from the destination) is converted.
+        if moment.tzinfo is None and aware_default:
+            moment = moment.replace(tzinfo=timezone.utc)
+        if moment.tzinfo is None:
+            return moment
+        return moment.astimezone(self._zone).replace(tzinfo=None)
+
+    def _skip(self, error: ObjectRefusedError) -> None:
+        with self._lock:
+            key = (error.kind, error.object_id)
+            if key in self._skipped_keys:
+                return
+            self._skipped_keys.add(key)
+            self.skipped.append(error)
+        log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
+
+
+def _first_per_key(table: pa.Table, key: str) -> pa.Table:
+    """Rows whose ``key`` was not seen in an earlier row (window boundaries can repeat a row)."""
+    seen: set[Any] = set()
+    keep = []
+    for position, value in enumerate(table.column(key).to_pylist()):
+        if value not in seen:
+            seen.add(value)
+            keep.append(position)
+    return table if len(keep) == table.num_rows else table.take(pa.array(keep, pa.int64()))
+
+
+__all__ = [
+    "ACTIVITY_STREAMS",
+    "Extractor",
+    "arrow_schema",
+    "date_windows",
+    "request_params",
+    "stamp",
+]

@@ -1,0 +1,399 @@
+"""Response parsing: hardened XML, SOAP faults, WSException, and items straight into Arrow.
+
+This is the hot path. A page of items becomes one Python list per column (by element local
+name, so the element order the service uses does not matter), then one typed Arrow array per
+column through Arrow's vectorized casts; Python only parses a value itself when Arrow cannot
+(US-style dates, 7 fractional digits, zone suffixes), and a value neither can read raises
+:class:`MalformedResponseError` naming the field, never dropping it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from lxml import etree
+
+from listrak_sync.errors import MalformedResponseError
+from listrak_sync.streams import NAMESPACE, Column, ColumnType, Stream
+
+SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
+XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+_TRUTHY = ("true", "1")
+
+ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.INT: pa.int64(),
+    ColumnType.TEXT: pa.string(),
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    ColumnType.TEXT_LIST: pa.list_(pa.string()),
+}
+# Arrow parses these from strings without zone; the zone is applied afterwards.
+_CAST_TYPES: dict[ColumnType, pa.DataType] = {**ARROW_TYPES, ColumnType.TIMESTAMP: pa.timestamp("us")}
+
+# DTDs make entity expansion ("billion laughs") and external entities possible; the service
+# never sends one, so none is loaded, resolved or fetched, and a document with one is refused.
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False
+)
+
+
+def arrow_schema(stream: Stream) -> pa.Schema:
+    """The Arrow schema of a stream's table: ``stream.table_columns`` in order.
+
+    INT→int64, TEXT→string, BOOL→bool, FLOAT→float64, TIMESTAMP→timestamp[us, UTC],
+    TEXT_LIST→list<string>; nullability from :attr:`Column.nullable`.
+    """
+    return pa.schema([_field(c) for c in stream.table_columns])
+
+
+def item_schema(stream: Stream) -> pa.Schema:
+    """The Arrow schema of the items as the service returns them (no stamped parent key)."""
+    return pa.schema([_field(c) for c in stream.columns])
+
+
+def _field(column: Column) -> pa.Field:
+    return pa.field(column.name, ARROW_TYPES[column.type], nullable=column.nullable)
+
+
+@dataclass(frozen=True)
+class SoapFault:
+    """A SOAP fault as the service sent it: code local name (``Client``/``Server``), text, detail."""
+
+    code: str
+    text: str
+    detail: str
+
+
+def parse_xml(body: bytes) -> etree._Element:
+    """Parse a response body with the hardened parser.
+
+    Raises:
+        MalformedResponseError: not well-formed (truncated, empty, not XML) or carries a DTD.
+    """
+    try:
+        root = etree.fromstring(body, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise MalformedResponseError(f"The response is not well-formed XML ({exc}); it may be truncated.") from None
+    if root is None:
+        raise MalformedResponseError("The response body is empty.")
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise MalformedResponseError("The response carries a DTD, which SOAP forbids; it was refused unread.")
+    return root
+
+
+def body_payload(root: etree._Element) -> etree._Element:
+    """The first element inside ``soap:Body``: the response wrapper or a ``Fault``.
+
+    Raises:
+        MalformedResponseError: not a SOAP envelope, or an empty body.
+    """
+    if root.tag not in (f"{{{SOAP11_ENV}}}Envelope", f"{{{SOAP12_ENV}}}Envelope"):
+        raise MalformedResponseError(f"The response is not a SOAP envelope (root element {_local(root.tag)!r}).")
+    for child in root:
+        if _local(child.tag) == "Body":
+            for payload in child:
+                if isinstance(payload.tag, str):
+                    return payload
+    raise MalformedResponseError("The SOAP response has an empty or missing Body.")
+
+
+def find_fault(payload: etree._Element) -> SoapFault | None:
+    """The fault in a body payload (SOAP 1.1 or 1.2 shape), or ``None`` if it is no fault."""
+    if _local(payload.tag) != "Fault":
+        return None
+    if payload.tag == f"{{{SOAP12_ENV}}}Fault":
+        code = payload.findtext(f"{{{SOAP12_ENV}}}Code/{{{SOAP12_ENV}}}Value") or ""
+        text = payload.findtext(f"{{{SOAP12_ENV}}}Reason/{{{SOAP12_ENV}}}Text") or ""
+        detail_element = payload.find(f"{{{SOAP12_ENV}}}Detail")
+    else:
+        code = _child_text(payload, "faultcode") or ""
+        text = _child_text(payload, "faultstring") or ""
+        detail_element = _child(payload, "detail")
+    detail = " ".join(_text(detail_element).split()) if detail_element is not None else ""
+    return SoapFault(code=code.rpartition(":")[2].strip(), text=text.strip(), detail=detail)
+
+
+def response_wrapper(payload: etree._Element, operation: str) -> etree._Element:
+    """Check that the payload is ``<operation>Response`` and return it.
+
+    Raises:
+        MalformedResponseError: the body holds some other element.
+    """
+    if _local(payload.tag) != f"{operation}Response":
+        raise MalformedResponseError(
+            f"Expected {operation}Response in the SOAP body, got {_local(payload.tag)!r}."
+        )
+    return payload
+
+
+def ws_exception(wrapper: etree._Element) -> str | None:
+    """The description of a non-nil in-band ``WSException`` (REFERENCE.md §8.2), else ``None``."""
+    element = _child(wrapper, "WSException")
+    if element is None or element.get(XSI_NIL) in _TRUTHY:
+        return None
+    description = (_child_text(element, "Description") or "").strip()
+    method = (_child_text(element, "SoapMethod") or "").strip()
+    text = description or "the service reported an error without a description"
+    return f"{text} (in {method})" if method else text
+
+
+def read_items(wrapper: etree._Element, stream: Stream, source_timezone: str = "UTC") -> pa.Table:
+    """Read the items of a response wrapper into a typed table of ``stream.columns``.
+
+    An empty or missing ``…Result`` gives zero rows; a missing optional element gives null.
+
+    Args:
+        wrapper: the ``<Operation>Response`` element.
+        stream: the stream whose items these are.
+        source_timezone: the zone the service's zone-less datetimes are read in.
+
+    Raises:
+        MalformedResponseError: a required element is missing or a value cannot be read.
+    """
+    result = _child(wrapper, stream.result_element)
+    plan = _plan(stream)
+    qualified, name = f"{{{NAMESPACE}}}{stream.item_element}", stream.item_element
+    items = [] if result is None else [
+        i for i in result if (i.tag == qualified or _local(i.tag) == name) and i.get(XSI_NIL) not in _TRUTHY
+    ]
+    values = _flat_columns(items, plan) if plan.flat else _general_columns(items, plan)
+    arrays = [_to_arrow(stream, column, column_values, source_timezone)
+              for column, column_values in zip(stream.columns, values, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=item_schema(stream))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    width: int
+    index: dict[str, int]  # local name of a direct child -> column
+    nested: dict[str, dict[str, int]]  # local name of a nested element -> its children -> column
+    lists: frozenset[int]
+    expected_tags: tuple[str, ...]  # the qualified tags of a complete item, in order
+
+    @property
+    def flat(self) -> bool:
+        return not self.nested and not self.lists
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(stream: Stream) -> _Plan:
+    plan = _PLANS.get(stream.name)
+    if plan is None:
+        index: dict[str, int] = {}
+        nested: dict[str, dict[str, int]] = {}
+        for position, column in enumerate(stream.columns):
+            if len(column.path) == 1:
+                index[column.path[0]] = position
+            else:
+                nested.setdefault(column.path[0], {})[column.path[1]] = position
+        lists = frozenset(i for i, c in enumerate(stream.columns) if c.type is ColumnType.TEXT_LIST)
+        tags = tuple(f"{{{NAMESPACE}}}{c.name}" for c in stream.columns)
+        plan = _PLANS[stream.name] = _Plan(len(stream.columns), index, nested, lists, tags)
+    return plan
+
+
+def _flat_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]]:
+    """Columns of a stream without nested or repeated elements; "" marks an empty element."""
+    width, count = plan.width, len(items)
+    children = [child for item in items for child in item]
+    tags = [child.tag for child in children]
+    texts = [child.text for child in children]
+    if len(children) == width * count and tags == list(plan.expected_tags) * count:
+        # Every item complete and in order (the common case): columns are strided slices.
+        columns = [texts[j::width] for j in range(width)]
+        return [[("" if v is None else v) for v in col] if None in col else col for col in columns]
+    rows = [row for row, item in enumerate(items) for _ in range(len(item))]
+    columns = [[None] * count for _ in range(width)]
+    index = plan.index
+    for row, tag, text in zip(rows, tags, texts, strict=True):
+        position = index.get(_local(tag)) if isinstance(tag, str) else None
+        if position is None:
+            continue  # comments, and elements newer than our WSDL
+        column = columns[position]
+        if column[row] is not None:
+            raise MalformedResponseError(f"Item {row + 1} repeats the element {_local(tag)!r}.")
+        column[row] = "" if text is None else text
+    return columns
+
+
+def _general_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]]:
+    """Columns of a stream with nested (Vmta) or repeated (GoogleTrackingDomains) elements."""
+    count = len(items)
+    columns: list[list[Any]] = [
+        [[] for _ in range(count)] if j in plan.lists else [None] * count for j in range(plan.width)
+    ]
+    for row, item in enumerate(items):
+        for child in item:
+            if not isinstance(child.tag, str):
+                continue
+            name = _local(child.tag)
+            if name in plan.nested:
+                inner = plan.nested[name]
+                for grandchild in child:
+                    if isinstance(grandchild.tag, str) and _local(grandchild.tag) in inner:
+                        columns[inner[_local(grandchild.tag)]][row] = grandchild.text or ""
+                continue
+            position = plan.index.get(name)
+            if position is None:
+                continue
+            if position in plan.lists:
+                columns[position][row].append(child.text or "")
+            elif columns[position][row] is not None:
+                raise MalformedResponseError(f"Item {row + 1} repeats the element {name!r}.")
+            else:
+                columns[position][row] = child.text or ""
+    return columns
+
+
+def _to_arrow(stream: Stream, column: Column, values: list[Any], zone: str) -> pa.Array:
+    kind = column.type
+    if kind in (ColumnType.TEXT, ColumnType.TEXT_LIST):
+        array = pa.array(values, ARROW_TYPES[kind])
+    else:
+        if "" in values:  # an empty element holds no number, flag or date
+            values = [None if v == "" else v for v in values]
+        try:
+            array = pa.array(values, pa.string()).cast(_CAST_TYPES[kind])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            array = pa.array([_python_value(stream, column, v, zone) for v in values], _CAST_TYPES[kind])
+        if kind is ColumnType.TIMESTAMP:
+            array = _to_utc(array, zone)
+    if not column.nullable and array.null_count:
+        row = array.is_null().to_pylist().index(True) + 1
+        raise MalformedResponseError(
+            f"{stream.operation} returned item {row} without the required element {column.name!r}."
+        )
+    return array
+
+
+def _to_utc(array: pa.Array, zone: str) -> pa.Array:
+    if zone != "UTC":
+        # A wall time that occurs twice (the autumn change) reads as the first; one that never
+        # occurs (the spring gap) as the first valid instant after it.
+        array = pc.assume_timezone(array, zone, ambiguous="earliest", nonexistent="latest")
+    return array.cast(ARROW_TYPES[ColumnType.TIMESTAMP])
+
+
+_BOOLS = {"true": True, "1": True, "false": False, "0": False}
+_ISO = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{0,9}))?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?"
+)
+_US = re.compile(
+    r"(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{0,9}))?)?\s*([AaPp][Mm])?)?"
+)
+
+
+def _python_value(stream: Stream, column: Column, value: str | None, zone: str) -> Any:
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if column.type is ColumnType.INT:
+            return int(text)
+        if column.type is ColumnType.FLOAT:
+            return float(text)
+        if column.type is ColumnType.BOOL:
+            return _BOOLS[text.lower()]
+        return parse_service_datetime(text, zone)
+    except (ValueError, KeyError):
+        raise MalformedResponseError(
+            f"{stream.operation} returned {column.name}={value!r}, which is not a valid "
+            f"{_DESCRIBE[column.type]}. Please report it with the operation name."
+        ) from None
+
+
+_DESCRIBE = {
+    ColumnType.INT: "whole number",
+    ColumnType.FLOAT: "number",
+    ColumnType.BOOL: "true/false value",
+    ColumnType.TIMESTAMP: "date/time (expected YYYY-MM-DDTHH:MM:SS[.fff] or M/D/YYYY h:mm:ss AM/PM)",
+}
+
+
+def parse_service_datetime(text: str, zone: str = "UTC") -> datetime:
+    """Read one datetime the service wrote, as a naive wall time in ``zone``.
+
+    Accepts ISO-like ``YYYY-MM-DD[THH:MM[:SS[.fffffff]]]`` and US ``M/D/YYYY h:mm[:ss] AM/PM``
+    (the string-typed dates' format is undocumented). Digits past microseconds are dropped.
+    A value with its own ``Z``/offset is converted to ``zone``.
+
+    Raises:
+        ValueError: neither form, or an impossible date or time.
+    """
+    iso = _ISO.fullmatch(text)
+    if iso:
+        year, month, day, hour, minute, second, fraction, offset = iso.groups()
+        meridiem = None
+    else:
+        us = _US.fullmatch(text)
+        if not us:
+            raise ValueError(text)
+        month, day, year, hour, minute, second, fraction, meridiem = us.groups()
+        offset = None
+    hours = int(hour or 0)
+    if meridiem:
+        if not 1 <= hours <= 12:
+            raise ValueError(text)
+        hours = hours % 12 + (12 if meridiem.lower() == "pm" else 0)
+    micro = int((fraction or "").ljust(6, "0")[:6])
+    moment = datetime(int(year), int(month), int(day), hours, int(minute or 0), int(second or 0), micro)
+    if offset:
+        moment = datetime.fromisoformat(moment.isoformat() + _offset(offset))
+        target = timezone.utc if zone == "UTC" else ZoneInfo(zone)
+        moment = moment.astimezone(target).replace(tzinfo=None)
+    return moment
+
+
+def _offset(text: str) -> str:
+    if text == "Z":
+        return "+00:00"
+    return text if ":" in text else f"{text[:3]}:{text[3:]}"
+
+
+def _local(tag: Any) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def _child(parent: etree._Element, local_name: str) -> etree._Element | None:
+    for child in parent:
+        if _local(child.tag) == local_name:
+            return child
+    return None
+
+
+def _child_text(parent: etree._Element, local_name: str) -> str | None:
+    child = _child(parent, local_name)
+    return None if child is None else _text(child)
+
+
+def _text(element: etree._Element) -> str:
+    return "".join(str(part) for part in element.itertext())
+
+
+__all__ = [
+    "ARROW_TYPES",
+    "SoapFault",
+    "arrow_schema",
+    "body_payload",
+    "find_fault",
+    "item_schema",
+    "parse_service_datetime",
+    "parse_xml",
+    "read_items",
+    "response_wrapper",
+    "ws_exception",
+]
