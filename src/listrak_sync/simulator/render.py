@@ -161,7 +161,7 @@ class ItemWriter:
             if len(column.path) > 1:
                 pending.append(column)
             else:
-                fields.append(_field(column, column.name))
+                fields.append(_field(column, column.path[0]))
         if pending:
             fields.append(_nested(pending[0].path[0], pending))
         self._fields = tuple(fields)
