@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from listrak_sync.errors import ConfigError
-from listrak_sync.simulator.data import DEFAULT_NOW, EPOCH, EVENT_STREAMS, Account, Scale
+from listrak_sync.simulator.data import DEFAULT_NOW, EPOCH, EVENT_STREAMS, HORIZON, Account, Scale
 from listrak_sync.streams import STREAM_NAMES, get_stream
 
 CURSOR = {name: get_stream(name).cursor for name in EVENT_STREAMS if name != "message_sends"}
@@ -56,9 +56,8 @@ def test_unknown_scale_is_a_config_error():
 
 def test_tiny_has_the_promised_shape(tables):
     assert 2 <= len(tables["lists"]) <= 3
-    assert all(
-        4 <= Counter(m["ListID"] for m in tables["messages"])[lst["ListID"]] <= 8 for lst in tables["lists"]
-    )
+    regular = Counter(m["ListID"] for m in tables["messages"] if not m["Subject"].startswith("[TEST]"))
+    assert all(4 <= regular[lst["ListID"]] <= 6 for lst in tables["lists"])
     events = sum(len(tables[name]) for name in EVENT_STREAMS)
     assert 200 <= events <= 1000
     assert all(tables[name] for name in STREAM_NAMES)
@@ -188,6 +187,9 @@ def test_counters_agree_with_visible_events(now):
     tables = account.expected_tables(EPOCH)
     by_msg: dict[str, Counter] = {name: Counter(r["MsgID"] for r in tables[name]) for name in EVENT_STREAMS}
     clicks_per_clicker = Counter((r["MsgID"], r["ContactID"]) for r in tables["message_clicks"])
+    list_of = {m["MsgID"]: m["ListID"] for m in tables["messages"]}
+    added = {(r["ListID"], r["ContactID"]): r["AdditionDate"] for r in tables["subscribed_contacts"]}
+    added.update({(list_of[r["MsgID"]], r["ContactID"]): r["AdditionDate"] for r in tables["message_unsubs"]})
     for m in tables["messages"]:
         msg_id = m["MsgID"]
         delivered = by_msg["message_sends"][msg_id] - by_msg["message_bounces"][msg_id]
@@ -198,7 +200,20 @@ def test_counters_agree_with_visible_events(now):
         assert m["ClickCount"] == by_msg["message_clicks"][msg_id] == sum(clickers)
         assert m["ClickerCount"] == len(clickers)
         assert m["RepeatClickerCount"] == sum(1 for n in clickers if n > 1)
-        assert 0 <= m["NewClickerCount"] <= m["ClickerCount"]
+        previous = [
+            p["SendDate"]
+            for p in tables["messages"]
+            if p["ListID"] == m["ListID"]
+            and p["SendDate"] < m["SendDate"]
+            and not p["Subject"].startswith("[TEST]")
+        ]
+        new = {
+            c
+            for (mid, c) in clicks_per_clicker
+            if mid == msg_id
+            if not previous or added[m["ListID"], c] > max(previous)
+        }
+        assert m["NewClickerCount"] == len(new)
         assert m["RemoveCount"] == by_msg["message_unsubs"][msg_id]
         for count, percent in (
             ("OpenCount", "OpenPercent"),
@@ -292,15 +307,45 @@ def test_ground_truth_respects_lists_and_start_date(account, tables):
 
 def test_event_cache_stays_within_its_row_budget():
     scale = Scale(lists=2, contacts_per_list=60, messages_per_list=40)
-    bounded = Account(seed=3, scale=scale, cache_rows=600)
-    unbounded = Account(seed=3, scale=scale, cache_rows=10**9)
-    largest = 0
+    everything_visible = HORIZON + timedelta(days=60)
+    bounded = Account(seed=3, scale=scale, now=everything_visible, cache_rows=600)
+    unbounded = Account(seed=3, scale=scale, now=everything_visible, cache_rows=10**9)
     for list_id in bounded.list_ids():
         for m in bounded.messages(list_id, EPOCH, bounded.now):
+            total = 0
             for name in EVENT_STREAMS:
                 rows = list(bounded.events(name, m["MsgID"]))
                 assert rows == list(unbounded.events(name, m["MsgID"]))
-                largest = max(largest, 2 * len(rows))
-            assert bounded.cached_rows <= 600 + 6 * largest
-    assert bounded.cached_rows < unbounded.cached_rows / 4
+                total += len(rows)
+            # Over budget, only the newest message stays: its compact events plus its rows.
+            assert bounded.cached_rows <= max(600, 2 * total)
+    assert bounded.cached_rows < unbounded.cached_rows / 10
     assert bounded.expected_tables(EPOCH) == unbounded.expected_tables(EPOCH)
+
+
+def test_some_contacts_are_on_several_lists(tables):
+    lists_of = defaultdict(set)
+    for row in tables["subscribed_contacts"]:
+        lists_of[row["ContactID"]].add(row["ListID"])
+    assert any(len(ids) > 1 for ids in lists_of.values())
+
+
+def test_unknown_ids_give_nothing_and_unknown_streams_raise(account):
+    assert account.messages(1, EPOCH, account.now) == []
+    assert account.message_list_id(1) is None
+    assert len(account.events("message_opens", 1)) == 0
+    assert len(account.subscribed_contacts(1, EPOCH, account.now)) == 0
+    with pytest.raises(KeyError):
+        account.events("subscribed_contacts", account.ground_truth("messages", EPOCH)[0]["MsgID"])
+    with pytest.raises(KeyError):
+        account.ground_truth("contacts", EPOCH)
+
+
+def test_rows_view_slices_like_a_list(account, tables):
+    msg_id = max(tables["messages"], key=lambda m: m["OpenCount"])["MsgID"]
+    view = account.events("message_opens", msg_id, EPOCH, account.now)
+    rows = list(view)
+    assert len(rows) >= 3
+    assert view[1:3] == rows[1:3] and view[-1] == rows[-1] and view[5:2] == []
+    with pytest.raises(IndexError):
+        view[len(rows)]

@@ -61,7 +61,7 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "tiny": Scale(lists=3, contacts_per_list=30, messages_per_list=5, open_rate=0.45, click_rate=0.45,
+    "tiny": Scale(lists=3, contacts_per_list=30, messages_per_list=5, open_rate=0.4, click_rate=0.35,
                   unsub_rate=0.03, bounce_rate=0.04),
     "small": Scale(lists=5, contacts_per_list=380, messages_per_list=24),
     "medium": Scale(lists=10, contacts_per_list=1550, messages_per_list=60),
