@@ -157,35 +157,37 @@ class IntegrationService:
 
     def _lists(self, stream: Stream, request: SoapRequest, user: User) -> str:
         with self.account_lock:
-            rows = [row for row in self.account.lists() if user.may_access(row["ListID"])]
+            rows = [row for row in self.account.lists() if user.may_see(row["ListID"])]
         return self._result(stream, request, rows)
 
     def _list_window(self, stream: Stream, request: SoapRequest, user: User) -> str:
-        list_id = self._allowed_list(request, user)
+        # Values are read before access is checked: ASMX deserialises a request before the
+        # method runs, so a malformed value is reported even for a refused list.
         start, end = _date(request, "StartDate"), _date(request, "EndDate")
         include_test = _bool(request, "IncludeTestMessages")
+        list_id = self._allowed_list(request, user)
         with self.account_lock:
             rows = self.account.messages(list_id, start, end, include_test) if start <= end else []
         return self._result(stream, request, rows)
 
     def _paged(self, stream: Stream, request: SoapRequest, user: User) -> str:
         page = _int(request, "Page")
+        dated = stream.request is not RequestKind.MESSAGE_PAGED
+        start, end = (_date(request, "StartDate"), _date(request, "EndDate")) if dated else (_ASMX_MIN_DATE,) * 2
         if page < 1:
             raise SoapFault("Page must be 1 or greater.", version=request.version)
         first = (page - 1) * self.page_size
         if stream.request is RequestKind.LIST_RANGE_PAGED:
             list_id = self._allowed_list(request, user)
-            start, end = _date(request, "StartDate"), _date(request, "EndDate")
             with self.account_lock:
                 rows = self.account.subscribed_contacts(list_id, start, end) if start <= end else ()
                 rows = rows[first : first + self.page_size]
             return self._result(stream, request, rows)
         msg_id = self._allowed_message(request, user)
         with self.account_lock:
-            if stream.request is RequestKind.MESSAGE_PAGED:
+            if not dated:
                 rows = self.account.events(stream.name, msg_id)
             else:
-                start, end = _date(request, "StartDate"), _date(request, "EndDate")
                 rows = self.account.events(stream.name, msg_id, start, end) if start <= end else ()
             rows = rows[first : first + self.page_size]
         return self._result(stream, request, rows)
