@@ -82,7 +82,7 @@ class ClientStats:
     def count_fault(self, error: ListrakSyncError) -> None:
         """Count one failed attempt by error kind."""
         with self._lock:
-            self.faults[type(error).__name__] += 1
+            self.faults[_public_type(error).__name__] += 1
 
     def count_retry(self) -> None:
         """Count one retry."""
@@ -99,6 +99,14 @@ class ClientStats:
                 "faults": dict(sorted(self.faults.items())),
                 "bytes_received": self.bytes_received,
             }
+
+
+def _public_type(error: ListrakSyncError) -> type[ListrakSyncError]:
+    """The error's class as the errors module declares it (not a private helper subclass)."""
+    for kind in type(error).__mro__:
+        if kind.__module__ == ListrakSyncError.__module__ and issubclass(kind, ListrakSyncError):
+            return kind
+    return type(error)
 
 
 class _Overloaded(ServiceUnavailableError):
@@ -123,7 +131,7 @@ def classify_fault(fault: SoapFault, *, scope: Scope | None, username: str) -> L
     Returns:
         The exception to raise (not raised here).
     """
-    text = f"{fault.text} {fault.detail}".strip()
+    text = f"{fault.text} {fault.detail}".strip().rstrip(".")
     if "[InvalidLogonAttempt]" in text:
         return InvalidLogonError(
             f"Listrak rejected the username or password for user {username!r}. Check "
@@ -295,7 +303,7 @@ class ListrakClient:
             except TransientError as exc:
                 self.stats.count_fault(exc)
                 if attempt == attempts:
-                    raise type(exc)(f"{exc} Gave up after {attempts} attempts.") from exc
+                    raise _public_type(exc)(f"{exc} Gave up after {attempts} attempts.") from exc
                 delay = self._backoff(attempt, exc)
                 self.stats.count_retry()
                 log.info("%s failed (%s); retry %d/%d in %.2fs", operation, exc, attempt,
