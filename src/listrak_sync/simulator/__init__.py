@@ -9,6 +9,7 @@ The public surface::
     User(username, password, list_ids=None)          # list_ids None = every list
     DEFAULT_USERNAME, DEFAULT_PASSWORD               # "demo", "demo-password"
     FAULT_KINDS                                      # server_fault, unavailable, drop, truncated, slow
+    Account, SCALES, DEFAULT_NOW, EPOCH              # the synthetic data (see .data)
 
 See :mod:`listrak_sync.simulator.core` for an example, :mod:`.server` for the HTTP routes,
 :mod:`.service` for the SOAP behaviour and :mod:`.faults` for injected faults.
@@ -16,15 +17,20 @@ See :mod:`listrak_sync.simulator.core` for an example, :mod:`.server` for the HT
 
 from listrak_sync.simulator.access import DEFAULT_PASSWORD, DEFAULT_USERNAME, User
 from listrak_sync.simulator.core import Simulator
+from listrak_sync.simulator.data import DEFAULT_NOW, EPOCH, SCALES, Account
 from listrak_sync.simulator.faults import FAULT_KINDS, FaultInjector
 from listrak_sync.simulator.service import ACCESS_DENIED, DEFAULT_PAGE_SIZE
 
 __all__ = [
     "ACCESS_DENIED",
+    "DEFAULT_NOW",
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_PASSWORD",
     "DEFAULT_USERNAME",
+    "EPOCH",
     "FAULT_KINDS",
+    "SCALES",
+    "Account",
     "FaultInjector",
     "Simulator",
     "User",

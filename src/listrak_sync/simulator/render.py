@@ -38,8 +38,17 @@ def escape_text(value: str) -> str:
     """
     if _NEEDS_WORK.search(value) is None:
         return value
-    value = _INVALID.sub("", value)
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    if _INVALID.search(value) is not None:
+        value = _INVALID.sub("", value)
+    if "&" in value:
+        value = value.replace("&", "&amp;")
+    if "<" in value:
+        value = value.replace("<", "&lt;")
+    if ">" in value:
+        value = value.replace(">", "&gt;")
+    if "\r" in value:
+        value = value.replace("\r", "&#13;")
+    return value
 
 
 def format_datetime(value: datetime) -> str:

@@ -69,6 +69,10 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, SimulatorRequestHandler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints tracebacks to stderr; a client hanging up mid-request is routine.
+        log.debug("error serving %s", client_address[0], exc_info=True)
+
     def close_connections(self) -> None:
         """Shut every open client connection (idle keep-alive ones included)."""
         with self.connections_lock:
@@ -271,7 +275,12 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         chunks: list[bytes] = []
         total = 0
         while True:
-            size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
+            try:
+                size = int(self.rfile.readline(64).split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                self.close_connection = True
+                self._send(400, "text/plain; charset=utf-8", b"Bad chunked encoding")
+                return None
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
