@@ -1,0 +1,247 @@
+"""``tap-listrak``: a Singer tap over the same extraction core, a drop-in for singer-io/tap-listrak.
+
+::
+
+    tap-listrak --about [--format json|markdown]     settings and capabilities
+    tap-listrak --discover                           the catalog (no network, no config needed)
+    tap-listrak --config config.json --test          the connection check
+    tap-listrak --config config.json [--catalog catalog.json | --properties properties.json]
+                [--state state.json]                 sync: Singer messages on stdout
+
+Config: tap-listrak's keys ``username``, ``password``, ``start_date`` (``2010-01-01``, a full ISO
+timestamp or ``MM/DD/YYYY``) and ``interval_days``, plus any optional tuning key of
+:mod:`listrak_sync.tap_about` (``endpoint``, ``concurrency``, timeouts, ...). Other keys are
+ignored with a warning that names them (never their values).
+
+Output follows the Singer spec: one JSON message per line on stdout, logs on stderr, STATE as
+the run progresses (see :mod:`listrak_sync.tap_state` for what bookmarks mean). On failure the
+tap logs ``CRITICAL <what happened and what to do>`` and exits 2 (configuration), 3 (access
+refused: credentials, IP address, lockout) or 1 (anything else), like ``listrak-sync``;
+``--debug`` adds tracebacks. The password is redacted from every log line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from listrak_sync.cli import RedactingFilter
+from listrak_sync.config import Settings
+from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError
+from listrak_sync.extract import Extractor
+from listrak_sync.soap.client import ListrakClient
+from listrak_sync.tap_about import NAME, REQUIRED, about, about_markdown, tap_settings
+from listrak_sync.tap_catalog import Selection, discover, read_selection
+from listrak_sync.tap_output import SingerWriter
+from listrak_sync.tap_state import TapState
+from listrak_sync.tap_sync import TapSync
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_ACCESS = 0, 1, 2, 3
+log = logging.getLogger("listrak_sync.tap")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the Singer command line.
+
+    Raises:
+        SystemExit: ``--help``, or bad usage (exit 2, argparse's message on stderr).
+    """
+    parser = argparse.ArgumentParser(
+        prog=NAME,
+        description="Singer tap for Listrak (SOAP API v31). Writes Singer messages to stdout.",
+        epilog="Example: tap-listrak --config config.json --catalog catalog.json --state state.json | target-jsonl",
+    )
+    parser.add_argument("-c", "--config", help="Config JSON file: username, password, start_date, ...")
+    parser.add_argument("-d", "--discover", action="store_true", help="Print the catalog and exit.")
+    parser.add_argument("--catalog", help="Catalog JSON file with the streams and fields to sync.")
+    parser.add_argument("-p", "--properties", help="Legacy catalog (properties) JSON file.")
+    parser.add_argument("-s", "--state", help="State JSON file to continue from.")
+    parser.add_argument("--about", action="store_true", help="Print settings and capabilities and exit.")
+    parser.add_argument("--format", choices=("json", "markdown"), help="Format of --about (default: text JSON).")
+    parser.add_argument("--test", action="store_true", help="Check the connection and credentials, then exit.")
+    parser.add_argument("--debug", action="store_true", help="Log at DEBUG level, with tracebacks on failure.")
+    return parser.parse_args(argv)
+
+
+def _setup_logging(debug: bool, redact: RedactingFilter) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redact)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    if not debug:
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def load_json(path: str, what: str) -> Any:
+    """Read one JSON document (an empty file reads as ``{}``).
+
+    Raises:
+        ConfigError: the file cannot be read or is not JSON.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the {what} file {path!r}: {exc.strerror or exc}.") from None
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The position only: the message must not quote the file, which may hold the password.
+        raise ConfigError(
+            f"The {what} file {path!r} is not valid JSON (line {exc.lineno}, column {exc.colno})."
+        ) from None
+
+
+def settings_from_config(config: Any) -> Settings:
+    """Build settings from a tap-listrak config document.
+
+    Args:
+        config: the parsed ``--config`` JSON.
+
+    Returns:
+        Validated settings.
+
+    Raises:
+        ConfigError: not an object, a required key missing, or a bad value.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError("The config file must hold a JSON object with username, password and start_date.")
+    for key in REQUIRED:
+        if config.get(key) in (None, ""):
+            raise ConfigError(f'The config has no {key!r}. Add "{key}": ... to the --config JSON file.')
+    known = {f.name for f in tap_settings()}
+    ignored = sorted(set(config) - known)
+    if ignored:
+        log.warning("Ignoring config keys this tap does not use: %s.", ", ".join(ignored))
+    return Settings.from_mapping({k: v for k, v in config.items() if k in known})
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    if args.catalog:
+        return read_selection(load_json(args.catalog, "catalog"))
+    if args.properties:
+        return read_selection(load_json(args.properties, "properties"))
+    return Selection.everything()
+
+
+def check_connection(settings: Settings) -> int:
+    """The ``--test`` check: one cheap call that proves credentials, IP and API access.
+
+    Returns:
+        How many lists the user can see.
+
+    Raises:
+        AccessError: credentials, IP address or lockout.
+        ListrakSyncError: anything else that stops the call.
+    """
+    with ListrakClient(settings) as client:
+        lists = Extractor(client, settings).lists()
+    return int(lists.num_rows)
+
+
+def sync(settings: Settings, selection: Selection, state: Any, out: Any = None) -> dict[str, Any]:
+    """Run one sync and write its Singer messages.
+
+    Args:
+        settings: validated settings.
+        selection: streams and fields to emit.
+        state: the state document to continue from (``None`` for a first run).
+        out: a text stream for the messages (default: stdout).
+
+    Returns:
+        The final state.
+
+    Raises:
+        ListrakSyncError: the sync failed (the STATE already written is valid to continue from).
+    """
+    run_time = datetime.now(timezone.utc)
+    bookmarks = TapState(state, run_time=run_time)
+    writer = SingerWriter(out or sys.stdout)
+    with ListrakClient(settings) as client:
+        extractor = Extractor(client, settings, now=lambda: run_time)
+        TapSync(extractor, selection, bookmarks, writer).run()
+        stats = client.stats.as_dict()
+    counts = ", ".join(f"{name} {n}" for name, n in writer.records_written.items()) or "none"
+    log.info("Sync done: records %s; %d requests, %d retried.",
+             counts, sum(stats.get("requests", {}).values()), stats.get("retries", 0))
+    return bookmarks.value
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """The tap's command line, returning the exit code (see the module docstring)."""
+    args = parse_args(argv)
+    redact = RedactingFilter()
+    _setup_logging(args.debug, redact)
+    try:
+        if args.about:
+            text = about_markdown() if args.format == "markdown" else json.dumps(about(), indent=2)
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+            return EXIT_OK
+        if args.discover:
+            sys.stdout.write(json.dumps(discover(), indent=2) + "\n")
+            return EXIT_OK
+        if not args.config:
+            raise ConfigError("No config. Pass --config config.json with username, password and start_date.")
+        config = load_json(args.config, "config")
+        if isinstance(config, Mapping) and isinstance(config.get("password"), str) and config["password"]:
+            redact.secrets.add(config["password"])
+        settings = settings_from_config(config)
+        if args.test:
+            count = check_connection(settings)
+            log.info(
+                "Connection OK: connected to %s as %r; %d lists visible.", settings.endpoint, settings.username, count
+            )
+            return EXIT_OK
+        selection = _selection(args)
+        state = load_json(args.state, "state") if args.state else None
+        sync(settings, selection, state)
+        return EXIT_OK
+    except ConfigError as exc:
+        return _critical(exc, EXIT_CONFIG, args.debug)
+    except AccessError as exc:
+        return _critical(exc, EXIT_ACCESS, args.debug)
+    except ListrakSyncError as exc:
+        return _critical(exc, EXIT_ERROR, args.debug)
+    except BrokenPipeError:
+        # The target went away; its own error says why. Nothing more can be written to stdout.
+        log.critical("The output pipe closed (the target stopped reading).")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        log.critical("Interrupted. The last STATE written is where the next run continues.")
+        return 130
+    except Exception as exc:
+        return _critical(exc, EXIT_ERROR, args.debug, unexpected=True)
+
+
+def _critical(exc: BaseException, code: int, debug: bool, *, unexpected: bool = False) -> int:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if unexpected:
+        text = f"Unexpected {type(exc).__name__}: {text}. Run again with --debug for details."
+    log.critical(text, exc_info=exc if debug else None)
+    return code
+
+
+def main() -> None:
+    """Console-script entry point (``tap-listrak``)."""
+    code = run()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = code or EXIT_ERROR
+    sys.exit(code)
+
+
+__all__ = ["check_connection", "load_json", "main", "parse_args", "run", "settings_from_config", "sync"]
+
+
+if __name__ == "__main__":
+    main()
