@@ -1,0 +1,141 @@
+"""Run ``tap-listrak`` as a user or an orchestrator does, and read its Singer output back.
+
+Used by ``test_tap*.py``. The tap runs as a subprocess (``python -m listrak_sync.tap``) against
+the simulator over HTTP; its stdout is parsed strictly (one JSON message per line) and its
+records are compared with the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.streams import STREAMS_BY_NAME, ColumnType, Stream
+
+REPO = Path(__file__).resolve().parent.parent
+TAP = [sys.executable, "-m", "listrak_sync.tap"]
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+DEFAULT_TARGET = REPO / ".venv" / "targets" / "target-jsonl" / "bin" / "target-jsonl"
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
+
+
+def run_tap(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TAP, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=clean_env())
+
+
+def write_json(path: Path, value: Any) -> str:
+    path.write_text(json.dumps(value), encoding="utf-8")
+    return str(path)
+
+
+def config_for(sim: Simulator, *, username: str = DEFAULT_USERNAME, password: str = DEFAULT_PASSWORD,
+               start_date: str = "2024-01-01", **extra: Any) -> dict[str, Any]:
+    return {"username": username, "password": password, "start_date": start_date, "endpoint": sim.url, **extra}
+
+
+def parse_messages(stdout: str) -> list[dict[str, Any]]:
+    """Every stdout line is one Singer message; SCHEMA comes before a stream's first RECORD."""
+    messages = []
+    schemas: set[str] = set()
+    assert stdout.endswith("\n"), "the last message must end its line"
+    for number, line in enumerate(stdout.splitlines(), 1):
+        message = json.loads(line)
+        assert isinstance(message, dict), f"line {number} is not a JSON object"
+        kind = message.get("type")
+        assert kind in ("SCHEMA", "RECORD", "STATE"), f"line {number}: unexpected type {kind!r}"
+        if kind == "SCHEMA":
+            assert set(message) == {"type", "stream", "schema", "key_properties"}, message.keys()
+            schemas.add(message["stream"])
+        elif kind == "RECORD":
+            assert message["stream"] in schemas, f"line {number}: RECORD of {message['stream']} before its SCHEMA"
+            assert isinstance(message["record"], dict)
+        else:
+            assert isinstance(message["value"], dict)
+        messages.append(message)
+    return messages
+
+
+def records_of(messages: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for message in messages:
+        if message["type"] == "RECORD":
+            out.setdefault(message["stream"], []).append(message["record"])
+    return out
+
+
+def states_of(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m["value"] for m in messages if m["type"] == "STATE"]
+
+
+def parse_rfc3339(text: str) -> datetime:
+    assert RFC3339_UTC.match(text), f"not an RFC 3339 UTC time: {text!r}"
+    return datetime.fromisoformat(text[:-1] + "+00:00").astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _value(column_type: ColumnType, value: Any) -> Any:
+    if value is None:
+        return None
+    if column_type is ColumnType.TIMESTAMP:
+        return parse_rfc3339(value) if isinstance(value, str) else value
+    if column_type is ColumnType.TEXT_LIST:
+        return tuple(value)
+    return value
+
+
+def record_row(stream: Stream, record: dict[str, Any]) -> tuple[Any, ...]:
+    """A Singer record as a tuple in table-column order (``Vmta`` flattened back)."""
+    values = []
+    for column in stream.table_columns:
+        value = record.get(column.path[0])
+        if len(column.path) > 1:
+            value = value.get(column.path[1]) if value else None
+        values.append(_value(column.type, value))
+    return tuple(values)
+
+
+def truth_row(stream: Stream, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(_value(c.type, row.get(c.name)) for c in stream.table_columns)
+
+
+def assert_records_match(table: str, records: list[dict[str, Any]], truth: list[dict[str, Any]]) -> None:
+    """Records and ground truth are the same multiset of rows: nothing missing, extra or doubled."""
+    stream = STREAMS_BY_NAME[table]
+    got = Counter(record_row(stream, r) for r in records)
+    want = Counter(truth_row(stream, r) for r in truth)
+    missing, extra = want - got, got - want
+    assert not missing and not extra, (
+        f"{table}: {sum(missing.values())} rows missing, {sum(extra.values())} unexpected; "
+        f"e.g. missing {list(missing)[:2]} extra {list(extra)[:2]}"
+    )
+
+
+def singer_target(name: str = "LISTRAK_TEST_SINGER_TARGET") -> Path:
+    """The Singer target executable (target-jsonl in its own virtualenv); skip or, on CI, fail."""
+    path = Path(os.environ.get(name) or DEFAULT_TARGET)
+    if not path.exists():
+        message = (f"Singer target {path} is missing. Install it: python3 -m venv .venv/targets/target-jsonl && "
+                   ".venv/targets/target-jsonl/bin/pip install target-jsonl (or set LISTRAK_TEST_SINGER_TARGET).")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def target_python(target: Path) -> Path:
+    """The interpreter of the target's virtualenv (it has singer-python and jsonschema)."""
+    return target.parent / "python"

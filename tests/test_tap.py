@@ -1,0 +1,253 @@
+"""tap-listrak syncs against the simulator over HTTP: what a Singer target receives, row for row.
+
+Every test runs the tap as a subprocess, as Meltano or Stitch would, and checks its stdout as
+the message stream a target reads, against the simulator's ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tap_helpers import (
+    TAP,
+    assert_records_match,
+    clean_env,
+    config_for,
+    parse_messages,
+    parse_rfc3339,
+    record_row,
+    records_of,
+    run_tap,
+    singer_target,
+    states_of,
+    truth_row,
+    write_json,
+)
+
+from listrak_sync.simulator import Simulator, User
+from listrak_sync.simulator.data import EPOCH
+from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
+from listrak_sync.tap_catalog import discover
+from listrak_sync.tap_state import BOOKMARK_FIELDS
+
+RANGE_STREAMS = ("message_bounces", "message_clicks", "message_opens", "message_reads", "message_unsubs")
+
+
+def discovered_catalog() -> dict[str, Any]:
+    """What ``--discover`` prints (test_tap_cli checks the command itself)."""
+    return discover()
+
+
+def sync(tmp_path: Path, sim: Simulator, *args: str, **config: Any) -> list[dict[str, Any]]:
+    result = run_tap("--config", write_json(tmp_path / "config.json", config_for(sim, **config)), *args)
+    assert result.returncode == 0, result.stderr
+    assert "CRITICAL" not in result.stderr
+    return parse_messages(result.stdout)
+
+
+def send_dates(sim: Simulator) -> dict[int, datetime]:
+    return {row["MsgID"]: row["SendDate"] for row in sim.account.ground_truth("messages", EPOCH)}
+
+
+def test_tap_piped_into_a_singer_target_writes_every_table_as_ground_truth(tmp_path: Path) -> None:
+    target = singer_target()
+    out_dir = tmp_path / "target-out"
+    with Simulator(scale="tiny", page_size=7) as sim:
+        config = write_json(tmp_path / "config.json",
+                            config_for(sim, start_date=EPOCH.strftime("%m/%d/%Y"), concurrency=4))
+        catalog = write_json(tmp_path / "catalog.json", discovered_catalog())
+        target_config = write_json(tmp_path / "target.json",
+                                   {"destination_path": str(out_dir), "do_timestamp_file": False})
+        with (tmp_path / "tap.log").open("w") as tap_log:
+            tap = subprocess.Popen([*TAP, "--config", config, "--catalog", catalog],
+                                   stdout=subprocess.PIPE, stderr=tap_log, stdin=subprocess.DEVNULL, env=clean_env())
+            assert tap.stdout is not None
+            loaded = subprocess.run([str(target), "--config", target_config], stdin=tap.stdout,
+                                    capture_output=True, text=True, timeout=300)
+            tap.stdout.close()
+            assert tap.wait(timeout=60) == 0, (tmp_path / "tap.log").read_text()
+        assert loaded.returncode == 0, loaded.stderr
+        for table in STREAM_NAMES:
+            lines = (out_dir / f"{table}.jsonl").read_text().splitlines()
+            assert_records_match(table, [json.loads(line) for line in lines], sim.account.ground_truth(table, EPOCH))
+        # The target hands back the tap's last STATE: every bookmark, in tap-listrak's shape.
+        final = json.loads(loaded.stdout.strip().splitlines()[-1])
+        bookmarks = final["bookmarks"]
+        assert set(bookmarks) == set(BOOKMARK_FIELDS)
+        for stream, date_field in BOOKMARK_FIELDS.items():
+            assert set(bookmarks[stream]) == {date_field}, bookmarks[stream]
+        assert parse_rfc3339(bookmarks["message_sends"]["SendDate"]) == max(send_dates(sim).values())
+        assert parse_rfc3339(bookmarks["message_clicks"]["ClickDate"]) >= sim.account.now
+
+
+def test_output_is_well_formed_and_no_checkpoint_runs_ahead_of_its_records(tmp_path: Path) -> None:
+    # Jittered latency makes the concurrent workers finish out of order.
+    with Simulator(scale="tiny", page_size=4, latency_ms=1, jitter_ms=6, fault_seed=3) as sim:
+        messages = sync(tmp_path, sim, concurrency=3)
+        truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
+        sent = send_dates(sim)
+        list_ids = sorted(row["ListID"] for row in truth["lists"])
+    for table, records in records_of(messages).items():
+        assert_records_match(table, records, truth[table])
+        stream = STREAMS_BY_NAME[table]
+        for record in records:
+            for column in stream.table_columns:
+                if column.type.value == "timestamp" and record.get(column.name) is not None:
+                    parse_rfc3339(record[column.name])
+    emitted: dict[str, Counter[tuple[Any, ...]]] = {t: Counter() for t in STREAM_NAMES}
+    checkpoints = 0
+    for message in messages:
+        if message["type"] == "RECORD":
+            stream = STREAMS_BY_NAME[message["stream"]]
+            emitted[stream.name][record_row(stream, message["record"])] += 1
+            continue
+        if message["type"] != "STATE":
+            continue
+        for table, entry in message["value"].get("bookmarks", {}).items():
+            stream = STREAMS_BY_NAME[table]
+            if "progress" in entry:
+                checkpoints += 1
+                progress = entry["progress"]
+                if table == "subscribed_contacts":
+                    done = lambda row, p=progress: row["ListID"] <= p["ListID"]  # noqa: E731
+                else:
+                    through = (parse_rfc3339(progress["SendDate"]), progress["MsgID"])
+                    done = lambda row, t=through: (sent[row["MsgID"]], row["MsgID"]) <= t  # noqa: E731
+            elif table == "message_sends":
+                since = parse_rfc3339(entry["SendDate"])
+                done = lambda row, s=since: sent[row["MsgID"]] < s  # noqa: E731
+            else:
+                done = lambda row: True  # noqa: E731
+            want = Counter(truth_row(stream, row) for row in truth[table] if done(row))
+            assert not want - emitted[table], f"STATE claims {table} rows that were not emitted yet"
+    assert checkpoints >= 3, "expected checkpoints while the streams ran"
+    assert list_ids  # the subscribed_contacts checkpoints walked real lists
+
+
+def _select(catalog: dict[str, Any], streams: set[str], drop_field: tuple[str, str], legacy: bool) -> dict[str, Any]:
+    for entry in catalog["streams"]:
+        chosen = entry["tap_stream_id"] in streams
+        if legacy:  # an old --properties file: flags on the schema, no metadata
+            entry.pop("metadata")
+            entry["schema"]["selected"] = chosen
+            if entry["tap_stream_id"] == drop_field[0]:
+                entry["schema"]["properties"][drop_field[1]]["selected"] = False
+            continue
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = chosen
+            elif entry["tap_stream_id"] == drop_field[0] and item["breadcrumb"] == ["properties", drop_field[1]]:
+                item["metadata"]["selected"] = False
+    return catalog
+
+
+def test_selection_is_honoured_from_catalog_and_properties_with_lists_and_messages_deselected(tmp_path: Path) -> None:
+    with Simulator(scale="tiny", page_size=7) as sim:
+        for flag in ("--catalog", "--properties"):
+            catalog = _select(discovered_catalog(), {"message_clicks", "subscribed_contacts"},
+                              ("message_clicks", "LinkDescription"), legacy=flag == "--properties")
+            messages = sync(tmp_path, sim, flag, write_json(tmp_path / "catalog.json", catalog))
+            schemas = {m["stream"]: m for m in messages if m["type"] == "SCHEMA"}
+            assert set(schemas) == {"message_clicks", "subscribed_contacts"}, flag
+            assert "LinkDescription" not in schemas["message_clicks"]["schema"]["properties"]
+            assert schemas["message_clicks"]["key_properties"] == ["MsgID", "EmailAddress"]
+            records = records_of(messages)
+            assert set(records) == {"message_clicks", "subscribed_contacts"}, flag
+            assert all("LinkDescription" not in r and "MsgID" in r for r in records["message_clicks"])
+            clicks_truth = [{**r, "LinkDescription": None} for r in sim.account.ground_truth("message_clicks", EPOCH)]
+            assert_records_match("message_clicks", records["message_clicks"], clicks_truth)
+            assert_records_match("subscribed_contacts", records["subscribed_contacts"],
+                                 sim.account.ground_truth("subscribed_contacts", EPOCH))
+            assert set(states_of(messages)[-1]["bookmarks"]) == {"message_clicks", "subscribed_contacts"}
+
+
+def test_a_tap_listrak_state_file_is_continued_from(tmp_path: Path) -> None:
+    since = datetime(2025, 6, 1)
+    pendulum_style = "2025-06-01T00:00:00+00:00"  # what tap-listrak's pendulum wrote
+    state = {
+        "bookmarks": {
+            "message_clicks": {"ClickDate": pendulum_style},
+            "message_opens": {"OpenDate": "2025-06-01T00:00:00Z"},
+            "message_reads": {"ReadDate": pendulum_style},
+            "message_unsubs": {"RemovalDate": pendulum_style},
+            "message_bounces": {"BounceDate": pendulum_style},
+            "message_sends": {"SendDate": "2025-06-01T00:00:00.000000Z"},
+            "subscribed_contacts": {"AdditionDate": pendulum_style},
+        },
+        "currently_syncing": None,
+    }
+    with Simulator(scale="tiny", page_size=7) as sim:
+        messages = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", state),
+                        start_date="2024-01-01T00:00:00Z")
+        truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
+        sent = send_dates(sim)
+        contacts_since = sim.account.ground_truth("subscribed_contacts", since)
+    records = records_of(messages)
+    assert_records_match("lists", records["lists"], truth["lists"])
+    assert_records_match("messages", records["messages"], truth["messages"])  # always in full
+    for table in RANGE_STREAMS:
+        cursor = STREAMS_BY_NAME[table].cursor
+        expected = [row for row in truth[table] if row[cursor] >= since]
+        assert len(expected) < len(truth[table]), f"the bookmark should cut {table}"
+        assert_records_match(table, records.get(table, []), expected)
+    assert_records_match("message_sends", records["message_sends"],
+                         [row for row in truth["message_sends"] if sent[row["MsgID"]] >= since])
+    assert_records_match("subscribed_contacts", records["subscribed_contacts"], contacts_since)
+    final = states_of(messages)[-1]
+    assert "currently_syncing" in final  # keys we do not use are kept: a strict superset
+    for stream, date_field in BOOKMARK_FIELDS.items():
+        assert parse_rfc3339(final["bookmarks"][stream][date_field]) > since
+
+
+def test_a_run_continued_from_a_mid_run_checkpoint_loses_nothing(tmp_path: Path) -> None:
+    with Simulator(scale="tiny", page_size=7) as sim:
+        first = sync(tmp_path, sim, concurrency=2)
+        cut = next(i for i, m in enumerate(first)
+                   if m["type"] == "STATE" and "progress" in m["value"]["bookmarks"].get("message_opens", {}))
+        checkpoint = first[cut]["value"]
+        through = checkpoint["bookmarks"]["message_opens"]["progress"]
+        second = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", checkpoint), concurrency=2)
+        truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
+        sent = send_dates(sim)
+    before, after = records_of(first[:cut]), records_of(second)
+    for table in (*RANGE_STREAMS, "message_sends"):
+        stream = STREAMS_BY_NAME[table]
+        got = Counter(record_row(stream, r) for r in before.get(table, []) + after.get(table, []))
+        want = Counter(truth_row(stream, r) for r in truth[table])
+        assert not want - got, f"{table}: rows lost across the interrupted run"
+    # The second run did not ask again for the opens of messages the checkpoint had done.
+    done = (parse_rfc3339(through["SendDate"]), through["MsgID"])
+    assert after.get("message_opens")
+    assert all((sent[r["MsgID"]], r["MsgID"]) > done for r in after["message_opens"])
+    assert all("progress" not in entry for entry in states_of(second)[-1]["bookmarks"].values())
+
+
+def test_a_refused_list_is_skipped_and_the_rest_is_emitted(tmp_path: Path) -> None:
+    with Simulator(scale="tiny") as probe:
+        list_ids = probe.account.list_ids()
+    refused = list_ids[0]
+    user = User("partial", "partial-pw", refused_list_ids=frozenset({refused}))
+    with Simulator(scale="tiny", page_size=7, users=[user]) as sim:
+        config = write_json(tmp_path / "config.json", config_for(sim, username="partial", password="partial-pw"))
+        result = run_tap("--config", config)
+        allowed = [i for i in list_ids if i != refused]
+        truth = {t: sim.account.ground_truth(t, EPOCH, list_ids=allowed) for t in ("messages", "message_opens")}
+    assert result.returncode == 0, result.stderr
+    assert "Skipped" in result.stderr and str(refused) in result.stderr
+    records = records_of(parse_messages(result.stdout))
+    for table, rows in truth.items():
+        assert_records_match(table, records[table], rows)
+
+
+def test_state_time_format_is_rfc3339_utc() -> None:
+    from listrak_sync.tap_state import format_time, parse_time
+
+    moment = datetime(2026, 6, 1, 12, 30, 5, 120000, tzinfo=timezone.utc)
+    assert format_time(moment) == "2026-06-01T12:30:05.120000Z"
+    for text in ("2026-06-01T12:30:05.12Z", "2026-06-01T14:30:05.120000+02:00", "2026-06-01T12:30:05.120000"):
+        assert parse_time(text, where="test") == moment
