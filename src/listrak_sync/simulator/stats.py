@@ -12,9 +12,10 @@ from listrak_sync.simulator.faults import FAULT_KINDS
 class Stats:
     """Counts requests per operation, rows served, injected faults, refusals and overloads.
 
-    ``requests`` counts every SOAP POST by operation, whatever its outcome, so a benchmark
-    sees each call a client made, retries included. Requests that could not be routed count
-    under ``"(unrouted)"``.
+    ``requests`` counts every SOAP POST admitted under the concurrency ceiling, by operation,
+    whatever its outcome (served, faulted, injected fault), so a benchmark sees each call a
+    client made, retries included; requests that could not be routed count under
+    ``"(unrouted)"``, and those turned away by the ceiling only under ``over_capacity``.
     """
 
     def __init__(self) -> None:
