@@ -20,9 +20,7 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -56,49 +54,12 @@ from listrak_sync.soap.parse import (
     response_wrapper,
     ws_exception,
 )
+from listrak_sync.soap.stats import ClientStats
 from listrak_sync.streams import RequestKind, Stream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Scope = tuple[str, int]
-
-
-@dataclass
-class ClientStats:
-    """Thread-safe counters of one client: requests per operation, retries, faults, bytes."""
-
-    requests: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-    faults: Counter[str] = field(default_factory=Counter)
-    bytes_received: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count_request(self, operation: str, received: int) -> None:
-        """Count one HTTP request for ``operation`` and the bytes of its response."""
-        with self._lock:
-            self.requests[operation] += 1
-            self.bytes_received += received
-
-    def count_fault(self, error: ListrakSyncError) -> None:
-        """Count one failed attempt by error kind."""
-        with self._lock:
-            self.faults[_public_type(error).__name__] += 1
-
-    def count_retry(self) -> None:
-        """Count one retry."""
-        with self._lock:
-            self.retries += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready snapshot."""
-        with self._lock:
-            return {
-                "requests": dict(sorted(self.requests.items())),
-                "requests_total": sum(self.requests.values()),
-                "retries": self.retries,
-                "faults": dict(sorted(self.faults.items())),
-                "bytes_received": self.bytes_received,
-            }
 
 
 def _public_type(error: ListrakSyncError) -> type[ListrakSyncError]:
@@ -301,7 +262,7 @@ class ListrakClient:
             try:
                 return self._attempt(operation, params, envelope, scope, handle)
             except TransientError as exc:
-                self.stats.count_fault(exc)
+                self.stats.count_fault(_public_type(exc).__name__)
                 if attempt == attempts:
                     raise _public_type(exc)(f"{exc} Gave up after {attempts} attempts.") from exc
                 delay = self._backoff(attempt, exc)
@@ -310,7 +271,7 @@ class ListrakClient:
                          attempts - 1, delay)
                 self._sleep(delay)
             except ListrakSyncError as exc:
-                self.stats.count_fault(exc)
+                self.stats.count_fault(_public_type(exc).__name__)
                 if isinstance(exc, AccessError):
                     self._access_error = exc
                 raise
