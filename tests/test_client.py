@@ -161,6 +161,8 @@ def test_truncated_or_garbage_200_is_malformed_and_retried(canned: CannedServer,
         (500, fault("Server was unable to process request. ---> 404 - File or directory not found.",
                     "soap:Server"), ("message", 9), ObjectRefusedError, False),
         (500, fault("Server was unable to process request. ---> timeout", "soap:Server"), None, ServerFaultError, True),
+        (500, fault("Server was unable to process request. ---> MsgID 14045 timed out", "soap:Server"),
+         ("message", 14045), ServerFaultError, True),
         (500, soap_body('<soap:Fault xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Code><soap:Value>'
                         "soap:Sender</soap:Value></soap:Code><soap:Reason><soap:Text>[InvalidLogonAttempt]"
                         "</soap:Text></soap:Reason></soap:Fault>"), None, InvalidLogonError, False),

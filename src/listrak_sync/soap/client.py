@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -60,6 +61,9 @@ from listrak_sync.streams import RequestKind, Stream
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Scope = tuple[str, int]
+# IIS's "404 - File or directory not found." inside a fault (tap-listrak skipped such messages),
+# but not the digits 404 inside a longer number such as an ID.
+_IIS_404 = re.compile(r"(?<![\d.])404(?![\d.])")
 
 
 def _public_type(error: ListrakSyncError) -> type[ListrakSyncError]:
@@ -108,7 +112,7 @@ def classify_fault(fault: SoapFault, *, scope: Scope | None, username: str) -> L
             "Listrak refused this machine's IP address. Add it under Manage > Accounts > "
             "SOAP API IP Authorization."
         )
-    refused = "[AccessDenied]" in text or "404" in text or fault.code in ("Client", "Sender")
+    refused = "[AccessDenied]" in text or _IIS_404.search(text) is not None or fault.code in ("Client", "Sender")
     if refused and scope is not None:
         kind, object_id = scope
         return ObjectRefusedError(
