@@ -188,6 +188,9 @@ def test_faults_and_ws_exceptions_are_found() -> None:
         sends, "", extra="<WSException><SoapMethod>M</SoapMethod><Description>Bad MsgID</Description></WSException>"))),
         sends.operation)
     assert ws_exception(wrapper) == "Bad MsgID (in M)"
+    for quiet in ('<WSException xsi:nil="true" />', "<WSException />", ""):
+        quiet_wrapper = body_payload(parse_xml(response(sends, "", extra=quiet)))
+        assert ws_exception(quiet_wrapper) is None
     with pytest.raises(MalformedResponseError, match="Expected ReportMessageContactSentResponse"):
         response_wrapper(body_payload(parse_xml(response(get_stream("lists"), ""))), sends.operation)
     with pytest.raises(MalformedResponseError, match="not a SOAP envelope"):

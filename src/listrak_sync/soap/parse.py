@@ -144,6 +144,8 @@ def ws_exception(wrapper: etree._Element) -> str | None:
     element = _child(wrapper, "WSException")
     if element is None or element.get(XSI_NIL) in _TRUTHY:
         return None
+    if not any(isinstance(child.tag, str) for child in element):
+        return None  # an empty <WSException/> carries no error (XmlSerializer writes DateTime for a real one)
     description = (_child_text(element, "Description") or "").strip()
     method = (_child_text(element, "SoapMethod") or "").strip()
     text = description or "the service reported an error without a description"
