@@ -31,7 +31,7 @@ from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS
 
 START = EPOCH.strftime("%m/%d/%Y")
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_DSN = "postgresql://postgres:trust@127.0.0.1:5432/test"  # trust auth; dlt insists on a password
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -191,9 +191,13 @@ def test_killed_run_leaves_previous_data_and_next_run_completes(tmp_path: Path) 
         assert_duckdb_equals_truth(db, sim)
 
 
-def test_password_never_appears_at_debug_level(sim: Simulator, tmp_path: Path) -> None:
+def test_password_never_appears_at_debug_level(tmp_path: Path) -> None:
     password = f"S3cret-{uuid.uuid4().hex}"
-    sim.add_user(User("leaky", password))
+    with Simulator(scale="tiny", page_size=7, users=[User("leaky", password)]) as sim:
+        _run_and_check_secrecy(sim, password, tmp_path)
+
+
+def _run_and_check_secrecy(sim: Simulator, password: str, tmp_path: Path) -> None:
     db = tmp_path / "out.duckdb"
     env = base_env(tmp_path, sim, username="leaky", password=password)
     result = cli("--debug", "run", "--start-date", START, "--duckdb", str(db), env=env)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings, parse_list_ids, parse_tables
-from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError
+from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError, TransportError
 from listrak_sync.runner import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, RunSummary, replicate
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS
@@ -194,7 +194,7 @@ def check(ctx: click.Context, username: str | None, endpoint: str) -> None:
 
     with _errors(ctx.obj["debug"]):
         settings = _settings(username=username, start_date=None, require_start=False, endpoint=endpoint)
-        with ListrakClient(settings) as client:
+        with ListrakClient(settings) as client, _unreachable_is_config(client):
             lists = Extractor(client, settings).lists()
         rows = lists.select(["ListID", "ListName"]).to_pylist()
         click.echo(f"OK: connected to {settings.endpoint} as {settings.username!r}; {len(rows)} lists visible.")
@@ -291,8 +291,19 @@ def run(ctx: click.Context, username: str | None, endpoint: str, start_date: str
 
 
 def _replicate_with_progress(settings: Settings, destination: str, duckdb_path: str, dataset: str) -> RunSummary:
-    with ListrakClient(settings) as client, _progress(client):
+    with ListrakClient(settings) as client, _unreachable_is_config(client), _progress(client):
         return replicate(settings, destination=destination, duckdb_path=duckdb_path, dataset=dataset, client=client)
+
+
+@contextmanager
+def _unreachable_is_config(client: ListrakClient) -> Iterator[None]:
+    """A service never reached at all is a configuration problem (exit 2), not a failed run."""
+    try:
+        yield
+    except TransportError as exc:
+        if client.stats.as_dict()["requests_total"] == 0:
+            raise ConfigError(str(exc)) from None
+        raise
 
 
 @contextmanager

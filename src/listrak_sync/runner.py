@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.reference import Destination
 from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -148,7 +149,8 @@ def replicate(
         progress="log" if log.isEnabledFor(logging.DEBUG) else None,
     )
     # Leftovers of a run that was killed part-way: drop them, this run replaces every table.
-    pipeline.drop_pending_packages()
+    abort = getattr(pipeline, "abort_packages", None) or pipeline.drop_pending_packages  # renamed in dlt 1.30
+    abort()
     try:
         with _quiet_dlt():
             pipeline.run(build_source(settings, client, extractor=extractor))
@@ -179,6 +181,12 @@ def _unwrap(exc: BaseException) -> BaseException:
         seen.add(id(current))
         if isinstance(current, ListrakSyncError):
             return current
+        if isinstance(current, ConfigFieldMissingException):
+            missing = ", ".join(current.fields)
+            return ConfigError(
+                f"The destination is missing configuration ({missing}): give it the dlt way, e.g. "
+                "DESTINATION__POSTGRES__CREDENTIALS=postgresql://user:password@host:5432/db or .dlt/secrets.toml."
+            )
         current = getattr(current, "exception", None) or current.__cause__ or current.__context__
     step = getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)

@@ -11,6 +11,7 @@ empty) table, so that a stream that has no rows any more still replaces its tabl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -44,7 +45,7 @@ def dlt_columns(stream: Stream) -> TTableSchemaColumns:
         hint: TColumnSchema = {
             "name": column.name,
             "data_type": _DLT_TYPES[column.type],  # type: ignore[typeddict-item]
-            "nullable": column.nullable and column.name not in stream.key,
+            "nullable": column.nullable,
             "description": column.description,
         }
         if column.type is ColumnType.TIMESTAMP:
@@ -96,7 +97,9 @@ def _resource(stream: Stream, extractor: Extractor, parent: DltResource | None) 
         "name": stream.name,
         "table_name": stream.name,
         "write_disposition": "replace",
-        "primary_key": list(stream.key),
+        # Event tables are keyed (MsgID, EmailAddress) in the contract, but that key is not unique
+        # (two clicks are two rows), so dlt must not treat it as a primary key.
+        "primary_key": [] if stream.event else list(stream.key),
         "columns": dlt_columns(stream),
     }
     if parent is None:
@@ -113,7 +116,18 @@ def _ids(table: pa.Table, column: str) -> list[int]:
 
 
 def _lists_rows(stream: Stream, extractor: Extractor) -> Iterator[pa.Table]:
-    yield extractor.lists()
+    yield _json_encode_lists(stream, extractor.lists())
+
+
+def _json_encode_lists(stream: Stream, table: pa.Table) -> pa.Table:
+    """Text-list columns as JSON text: every dlt destination loads that as its json type."""
+    for column in stream.table_columns:
+        if column.type is ColumnType.TEXT_LIST:
+            index = table.schema.get_field_index(column.name)
+            encoded = pa.array([None if v is None else json.dumps(v) for v in table.column(index).to_pylist()],
+                               pa.string())
+            table = table.set_column(index, pa.field(column.name, pa.string()), encoded)
+    return table
 
 
 def _messages_rows(stream: Stream, extractor: Extractor) -> Any:
