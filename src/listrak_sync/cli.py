@@ -104,7 +104,7 @@ def _secret_from_dlt(key: str) -> str | None:
     try:
         import dlt
 
-        value = dlt.secrets.get(f"sources.listrak.{key}")
+        value: Any = dlt.secrets.get(f"sources.listrak.{key}")
     except Exception:
         return None
     return str(value) if value else None

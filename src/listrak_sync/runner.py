@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
@@ -93,13 +93,16 @@ def make_destination(name: str = "duckdb", *, duckdb_path: str | None = None) ->
     elif name == "filesystem":
         options = {}  # files are replaced whole; staging tables do not apply
     try:
-        return Destination.from_reference(name, **options)
+        factory = Destination.from_reference(name, **options)
     except Exception as exc:  # dlt raises several types for an unknown or unloadable name
         raise ConfigError(
             f"Unknown or unavailable destination {name!r} ({type(exc).__name__}). "
             "Use a dlt destination name such as duckdb, postgres or filesystem, and install its "
             "extra (for example: pip install 'listrak-sync[postgres]')."
         ) from None
+    if factory is None:
+        raise ConfigError("No destination given: use a dlt destination name such as duckdb or postgres.")
+    return factory
 
 
 def pipeline_name_for(dataset: str) -> str:
@@ -145,8 +148,7 @@ def replicate(
         pipeline_name=pipeline_name_for(dataset),
         destination=destination,
         dataset_name=dataset,
-        pipelines_dir=pipelines_dir,
-        progress="log" if log.isEnabledFor(logging.DEBUG) else None,
+        pipelines_dir=cast(str, pipelines_dir),  # None means dlt's default place
     )
     # Leftovers of a run that was killed part-way: drop them, this run replaces every table.
     abort = getattr(pipeline, "abort_packages", None) or pipeline.drop_pending_packages  # renamed in dlt 1.30

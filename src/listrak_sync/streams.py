@@ -115,10 +115,10 @@ def _c(name: str, type_: ColumnType, description: str, *path: str, nullable: boo
     return Column(name, type_, description, tuple(path), nullable)
 
 
-I, T, B, F, TS = ColumnType.INT, ColumnType.TEXT, ColumnType.BOOL, ColumnType.FLOAT, ColumnType.TIMESTAMP
+INT, T, B, F, TS = ColumnType.INT, ColumnType.TEXT, ColumnType.BOOL, ColumnType.FLOAT, ColumnType.TIMESTAMP
 
-MSG_ID = _c("MsgID", I, "The message's ID.", nullable=False)
-LIST_ID = _c("ListID", I, "The list's ID.", nullable=False)
+MSG_ID = _c("MsgID", INT, "The message's ID.", nullable=False)
+LIST_ID = _c("ListID", INT, "The list's ID.", nullable=False)
 CONTACT_ID = _c("ContactID", T, "The contact's ID (an opaque string).")
 EMAIL = _c("EmailAddress", T, "The contact's email address.")
 
@@ -138,14 +138,14 @@ STREAMS: tuple[Stream, ...] = (
             _c("FromEmail", T, "Default sender email address."),
             _c("EnableRemovalLink", B, "Whether messages carry an unsubscribe link.", nullable=False),
             _c("EnableBrowserLink", B, "Whether messages carry a view-in-browser link.", nullable=False),
-            _c("bounceHandling", I, "How bounces are handled (integer code).", nullable=False),
+            _c("bounceHandling", INT, "How bounces are handled (integer code).", nullable=False),
             _c("EnableDoubleOptin", B, "Whether double opt-in is on.", nullable=False),
             _c("EnableListHygiene", B, "Whether list hygiene is on.", nullable=False),
-            _c("VmtaID", I, "ID of the list's TCP/IP pool (Vmta).", "Vmta", "VmtaID"),
+            _c("VmtaID", INT, "ID of the list's TCP/IP pool (Vmta).", "Vmta", "VmtaID"),
             _c("VmtaDescription", T, "Description of the list's TCP/IP pool.", "Vmta", "Description"),
             _c("ShowEmailList", B, "Undocumented list flag.", nullable=False),
             _c("ShowAdvancedPersonalization", B, "Whether advanced personalization shows.", nullable=False),
-            _c("BounceUnsubscribeCount", I, "Bounces allowed before automatic unsubscribe.", nullable=False),
+            _c("BounceUnsubscribeCount", INT, "Bounces allowed before automatic unsubscribe.", nullable=False),
             _c("DomainAliasLink", T, "Alias domain used for links."),
             _c("DomainAliasEmail", T, "Alias domain used for email."),
             _c("EnableRSS", B, "Whether RSS is on.", nullable=False),
@@ -172,20 +172,20 @@ STREAMS: tuple[Stream, ...] = (
             MSG_ID,
             _c("Subject", T, "The message's subject line."),
             _c("SendDate", TS, "When the message was sent.", nullable=False),
-            _c("DeliverCount", I, "Messages delivered.", nullable=False),
-            _c("RemoveCount", I, "Unsubscribes from this message.", nullable=False),
+            _c("DeliverCount", INT, "Messages delivered.", nullable=False),
+            _c("RemoveCount", INT, "Unsubscribes from this message.", nullable=False),
             _c("RemovePercent", F, "Unsubscribes as a percentage of deliveries.", nullable=False),
-            _c("OpenCount", I, "Opens of this message.", nullable=False),
+            _c("OpenCount", INT, "Opens of this message.", nullable=False),
             _c("OpenPercent", F, "Opens as a percentage of deliveries.", nullable=False),
-            _c("ReadCount", I, "Reads of this message.", nullable=False),
+            _c("ReadCount", INT, "Reads of this message.", nullable=False),
             _c("ReadPercent", F, "Reads as a percentage of deliveries.", nullable=False),
-            _c("ClickCount", I, "Clicks on links in this message.", nullable=False),
-            _c("ClickerCount", I, "Unique contacts who clicked.", nullable=False),
-            _c("RepeatClickerCount", I, "Contacts who clicked more than once.", nullable=False),
-            _c("NewClickerCount", I, "Contacts who clicked for the first time.", nullable=False),
+            _c("ClickCount", INT, "Clicks on links in this message.", nullable=False),
+            _c("ClickerCount", INT, "Unique contacts who clicked.", nullable=False),
+            _c("RepeatClickerCount", INT, "Contacts who clicked more than once.", nullable=False),
+            _c("NewClickerCount", INT, "Contacts who clicked for the first time.", nullable=False),
             _c("ClickerPercent", F, "Clickers as a percentage of deliveries.", nullable=False),
             _c("OrderTotal", F, "Total of orders attributed to the message.", nullable=False),
-            _c("ConversionCount", I, "Conversions attributed to the message.", nullable=False),
+            _c("ConversionCount", INT, "Conversions attributed to the message.", nullable=False),
             _c("AverageOrderValue", F, "Average value of attributed orders.", nullable=False),
         ),
     ),
@@ -206,7 +206,7 @@ STREAMS: tuple[Stream, ...] = (
             _c("BounceReason", T, "Why the message bounced."),
             _c("BounceDetail", T, "The receiving server's bounce detail."),
             _c("BounceDate", TS, "When the bounce happened."),
-            _c("BounceCount", I, "The contact's bounce count.", nullable=False),
+            _c("BounceCount", INT, "The contact's bounce count.", nullable=False),
         ),
     ),
     Stream(
