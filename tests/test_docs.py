@@ -1,0 +1,27 @@
+"""The README is the user's manual: keep it in step with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from listrak_sync.cli import cli
+from listrak_sync.docs import TABLES_BEGIN, TABLES_END, tables_markdown
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_table_reference_is_generated_from_the_stream_table() -> None:
+    start, end = README.index(TABLES_BEGIN), README.index(TABLES_END) + len(TABLES_END)
+    assert README[start:end] == tables_markdown(), "run: python -m listrak_sync.docs, paste into README.md"
+
+
+def test_every_command_is_documented_with_help_and_an_example() -> None:
+    for name, command in cli.commands.items():
+        assert f"listrak-sync {name}" in README, f"README does not document `listrak-sync {name}`"
+        assert "Example" in (command.help or ""), f"`listrak-sync {name} --help` shows no example"
+
+
+def test_quick_start_comes_first() -> None:
+    quick = README.index("## Quick start")
+    assert README.index("make demo") > quick and README.index("make test") > quick
+    assert quick < README.index("## Configuration")
