@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -237,6 +238,9 @@ def main() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         code = code or EXIT_ERROR
+    if code == EXIT_ERROR:
+        # After a broken pipe, keep Python's exit-time flush from printing a second traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code)
 
 
