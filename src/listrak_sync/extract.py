@@ -124,6 +124,11 @@ class Extractor:
         """Messages sent to one list from ``start`` (default: the start date) until now.
 
         A refused list gives an empty table and is recorded in :attr:`skipped`.
+
+        Args:
+            list_id: the list.
+            start: a naive value is the service's wall time, like the start date; an aware one
+                (e.g. a bookmark read back from the destination) is converted to it.
         """
         first, end = self._range(start)
         tables = []
@@ -140,6 +145,10 @@ class Extractor:
 
     def subscribed_contacts(self, list_id: int, start: datetime | None = None) -> Iterator[pa.Table]:
         """Contacts subscribed to one list with an addition date from ``start`` on, page by page.
+
+        Args:
+            list_id: the list.
+            start: as for :meth:`messages`.
 
         Yields:
             Tables with ``ListID`` stamped. A refused list yields nothing and is recorded.
