@@ -190,11 +190,11 @@ class _Plan:
         return not self.nested and not self.lists
 
 
-_PLANS: dict[str, _Plan] = {}
+_PLANS: dict[tuple[Column, ...], _Plan] = {}
 
 
 def _plan(stream: Stream) -> _Plan:
-    plan = _PLANS.get(stream.name)
+    plan = _PLANS.get(stream.columns)
     if plan is None:
         index: dict[str, int] = {}
         nested: dict[str, dict[str, int]] = {}
@@ -205,7 +205,7 @@ def _plan(stream: Stream) -> _Plan:
                 nested.setdefault(column.path[0], {})[column.path[1]] = position
         lists = frozenset(i for i, c in enumerate(stream.columns) if c.type is ColumnType.TEXT_LIST)
         tags = tuple(f"{{{NAMESPACE}}}{c.name}" for c in stream.columns)
-        plan = _PLANS[stream.name] = _Plan(len(stream.columns), index, nested, lists, tags)
+        plan = _PLANS[stream.columns] = _Plan(len(stream.columns), index, nested, lists, tags)
     return plan
 
 
