@@ -209,14 +209,14 @@ def test_the_password_never_appears_on_stdout_or_stderr(tmp_path: Path) -> None:
         assert "ReportRangeMessageContactOpen" in synced.stderr  # DEBUG really logged the calls
         assert records_of(parse_messages(synced.stdout))["lists"]
         outputs = [synced]
-        for name, config in (
-            ("wrong", {**good, "password": password + "x"}),
-            ("bad-date", {**good, "start_date": "13/45/2024"}),
-            ("bad-key", {**good, "concurrency": "many"}),
+        for name, config, flags in (
+            ("wrong", {**good, "password": password + "x"}, ["--test"]),
+            ("wrong", {**good, "password": password + "x"}, []),
+            ("bad-date", {**good, "start_date": "13/45/2024"}, []),
+            ("bad-key", {**good, "concurrency": "many"}, ["--test"]),
         ):
-            for flags in (["--test"], []):
-                outputs.append(run_tap("--config", write_json(tmp_path / f"{name}.json", config), *flags, "--debug"))
-    assert [r.returncode for r in outputs] == [0, 3, 3, 2, 2, 2, 2]
+            outputs.append(run_tap("--config", write_json(tmp_path / f"{name}.json", config), *flags, "--debug"))
+    assert [r.returncode for r in outputs] == [0, 3, 3, 2, 2]
     for result in outputs:
         assert password not in result.stdout and password not in result.stderr
 
