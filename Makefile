@@ -12,6 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# A real Singer target for the tap's end-to-end test, in its own virtualenv (old pins).
+TARGET_JSONL := $(VENV)/targets/target-jsonl/bin/target-jsonl
+$(TARGET_JSONL): $(STAMP)
+	$(PYTHON) -m venv $(VENV)/targets/target-jsonl
+	$(VENV)/targets/target-jsonl/bin/python -m pip install -q target-jsonl
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -21,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 
-test: lint
+test: lint $(TARGET_JSONL)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
