@@ -135,12 +135,18 @@ def test_items_are_read_by_local_name_in_any_order_and_namespace_form() -> None:
     clicks = get_stream("message_clicks")
     items = ("<WSContactClick><ClickDate>2024-01-01T00:00:00</ClickDate><LinkUrl>https://x.io/?a=1&amp;b=2</LinkUrl>"
              "<EmailAddress>a@x.io</EmailAddress><!-- a comment --></WSContactClick>"
+             '<WSContactClick xsi:nil="true" />'
              '<v:WSContactClick xmlns:v="urn:other"><v:EmailAddress>b@x.io</v:EmailAddress><v:LinkDescription/>'
              "</v:WSContactClick>")
     rows = read(clicks, response(clicks, items)).to_pylist()
     assert rows[0] == {"ContactID": None, "EmailAddress": "a@x.io", "LinkDescription": None,
                        "LinkUrl": "https://x.io/?a=1&b=2", "ClickDate": datetime(2024, 1, 1, tzinfo=UTC)}
-    assert rows[1]["EmailAddress"] == "b@x.io" and rows[1]["LinkDescription"] == ""
+    assert len(rows) == 2 and rows[1]["EmailAddress"] == "b@x.io" and rows[1]["LinkDescription"] == ""
+    complete = ("<WSContactOpen><ContactID>1</ContactID><EmailAddress>a</EmailAddress><OpenDate>2024-01-01</OpenDate>"
+                "</WSContactOpen>")
+    opens_stream = get_stream("message_opens")
+    assert read(opens_stream, response(opens_stream, complete + '<WSContactOpen xsi:nil="true"/>' + complete)
+                ).num_rows == 2
 
 
 @pytest.mark.parametrize("stream", [s for s in STREAMS if s.paged], ids=lambda s: s.name)

@@ -168,10 +168,8 @@ def read_items(wrapper: etree._Element, stream: Stream, source_timezone: str = "
     result = _child(wrapper, stream.result_element)
     plan = _plan(stream)
     qualified, name = f"{{{NAMESPACE}}}{stream.item_element}", stream.item_element
-    items = [] if result is None else [
-        i for i in result if (i.tag == qualified or _local(i.tag) == name) and i.get(XSI_NIL) not in _TRUTHY
-    ]
-    values = _flat_columns(items, plan) if plan.flat else _general_columns(items, plan)
+    items = [] if result is None else [i for i in result if i.tag == qualified or _local(i.tag) == name]
+    values = _flat_columns(items, plan) if plan.flat else _general_columns(_without_nil(items), plan)
     arrays = [_to_arrow(stream, column, column_values, source_timezone)
               for column, column_values in zip(stream.columns, values, strict=True)]
     return pa.Table.from_arrays(arrays, schema=item_schema(stream))
@@ -219,6 +217,8 @@ def _flat_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]]:
         # Every item complete and in order (the common case): columns are strided slices.
         columns = [texts[j::width] for j in range(width)]
         return [[("" if v is None else v) for v in col] if None in col else col for col in columns]
+    items = _without_nil(items)  # a nil item has no children, so the lists above hold none of it
+    count = len(items)
     rows = [row for row, item in enumerate(items) for _ in range(len(item))]
     columns = [[None] * count for _ in range(width)]
     index = plan.index
@@ -231,6 +231,11 @@ def _flat_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]]:
             raise MalformedResponseError(f"Item {row + 1} repeats the element {_local(tag)!r}.")
         column[row] = "" if text is None else text
     return columns
+
+
+def _without_nil(items: list[etree._Element]) -> list[etree._Element]:
+    # Only a childless item can be xsi:nil; asking every item for the attribute costs more.
+    return [item for item in items if len(item) or item.get(XSI_NIL) not in _TRUTHY]
 
 
 def _general_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]]:
