@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,48 @@ def sync(tmp_path: Path, sim: Simulator, *args: str, **config: Any) -> list[dict
 
 def send_dates(sim: Simulator) -> dict[int, datetime]:
     return {row["MsgID"]: row["SendDate"] for row in sim.account.ground_truth("messages", EPOCH)}
+
+
+def claimed_complete(table: str, entry: dict[str, Any], sent: dict[int, datetime]) -> Callable[[dict[str, Any]], bool]:
+    """Which rows one bookmark entry says were emitted (now or in an earlier run)."""
+    cursor = STREAMS_BY_NAME[table].cursor
+    assert cursor is not None
+    if table == "message_sends":  # every message sent before the bookmark is complete
+        since = parse_rfc3339(entry["SendDate"])
+        return lambda row: sent[row["MsgID"]] < since
+    if "progress" not in entry:  # everything up to the bookmark is complete
+        bookmark = parse_rfc3339(entry[cursor])
+        return lambda row: row[cursor] <= bookmark
+    progress = entry["progress"]  # parents up to the named one are complete up to `until`
+    until = parse_rfc3339(progress["until"])
+    if table == "subscribed_contacts":
+        return lambda row: row["ListID"] <= progress["ListID"] and row[cursor] <= until
+    through = (parse_rfc3339(progress["SendDate"]), progress["MsgID"])
+    return lambda row: (sent[row["MsgID"]], row["MsgID"]) <= through and row[cursor] <= until
+
+
+def assert_checkpoints_follow_records(
+    messages: list[dict[str, Any]], expected: dict[str, list[dict[str, Any]]], sent: dict[int, datetime]
+) -> int:
+    """At every STATE, each row its bookmarks claim complete (of those this run should emit) is out.
+
+    Returns:
+        How many mid-stream checkpoints (``progress`` entries) the run wrote.
+    """
+    emitted: dict[str, Counter[tuple[Any, ...]]] = {t: Counter() for t in STREAM_NAMES}
+    checkpoints = 0
+    for message in messages:
+        if message["type"] == "RECORD":
+            stream = STREAMS_BY_NAME[message["stream"]]
+            emitted[stream.name][record_row(stream, message["record"])] += 1
+        elif message["type"] == "STATE":
+            for table, entry in message["value"].get("bookmarks", {}).items():
+                checkpoints += "progress" in entry
+                done = claimed_complete(table, entry, sent)
+                stream = STREAMS_BY_NAME[table]
+                want = Counter(truth_row(stream, row) for row in expected.get(table, []) if done(row))
+                assert not want - emitted[table], f"STATE claims {table} rows that were not emitted yet"
+    return checkpoints
 
 
 def test_tap_piped_into_a_singer_target_writes_every_table_as_ground_truth(tmp_path: Path) -> None:
@@ -99,49 +142,28 @@ def test_output_is_well_formed_and_no_checkpoint_runs_ahead_of_its_records(tmp_p
             for column in stream.table_columns:
                 if column.type.value == "timestamp" and record.get(column.name) is not None:
                     parse_rfc3339(record[column.name])
-    emitted: dict[str, Counter[tuple[Any, ...]]] = {t: Counter() for t in STREAM_NAMES}
-    checkpoints = 0
-    for message in messages:
-        if message["type"] == "RECORD":
-            stream = STREAMS_BY_NAME[message["stream"]]
-            emitted[stream.name][record_row(stream, message["record"])] += 1
-            continue
-        if message["type"] != "STATE":
-            continue
-        for table, entry in message["value"].get("bookmarks", {}).items():
-            stream = STREAMS_BY_NAME[table]
-            if "progress" in entry:
-                checkpoints += 1
-                progress = entry["progress"]
-                if table == "subscribed_contacts":
-                    done = lambda row, p=progress: row["ListID"] <= p["ListID"]  # noqa: E731
-                else:
-                    through = (parse_rfc3339(progress["SendDate"]), progress["MsgID"])
-                    done = lambda row, t=through: (sent[row["MsgID"]], row["MsgID"]) <= t  # noqa: E731
-            elif table == "message_sends":
-                since = parse_rfc3339(entry["SendDate"])
-                done = lambda row, s=since: sent[row["MsgID"]] < s  # noqa: E731
-            else:
-                done = lambda row: True  # noqa: E731
-            want = Counter(truth_row(stream, row) for row in truth[table] if done(row))
-            assert not want - emitted[table], f"STATE claims {table} rows that were not emitted yet"
+    checkpoints = assert_checkpoints_follow_records(messages, truth, sent)
     assert checkpoints >= 3, "expected checkpoints while the streams ran"
     assert list_ids  # the subscribed_contacts checkpoints walked real lists
 
 
-def _select(catalog: dict[str, Any], streams: set[str], drop_field: tuple[str, str], legacy: bool) -> dict[str, Any]:
+def _select(
+    catalog: dict[str, Any], streams: set[str], drop_field: tuple[str, str] | None, legacy: bool
+) -> dict[str, Any]:
+    """Select ``streams`` (and deselect one field), as Meltano writes a catalog or as a legacy file."""
     for entry in catalog["streams"]:
         chosen = entry["tap_stream_id"] in streams
         if legacy:  # an old --properties file: flags on the schema, no metadata
             entry.pop("metadata")
             entry["schema"]["selected"] = chosen
-            if entry["tap_stream_id"] == drop_field[0]:
+            if drop_field and entry["tap_stream_id"] == drop_field[0]:
                 entry["schema"]["properties"][drop_field[1]]["selected"] = False
             continue
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
                 item["metadata"]["selected"] = chosen
-            elif entry["tap_stream_id"] == drop_field[0] and item["breadcrumb"] == ["properties", drop_field[1]]:
+            elif drop_field and [entry["tap_stream_id"], *item["breadcrumb"]] == [drop_field[0], "properties",
+                                                                                   drop_field[1]]:
                 item["metadata"]["selected"] = False
     return catalog
 
@@ -251,3 +273,35 @@ def test_state_time_format_is_rfc3339_utc() -> None:
     assert format_time(moment) == "2026-06-01T12:30:05.120000Z"
     for text in ("2026-06-01T12:30:05.12Z", "2026-06-01T14:30:05.120000+02:00", "2026-06-01T12:30:05.120000"):
         assert parse_time(text, where="test") == moment
+
+
+def test_checkpoints_of_different_streams_are_each_continued_from(tmp_path: Path) -> None:
+    # opens and clicks were both done through one message, but up to different times: each
+    # stream asks the done messages only for what is newer than its own `until`.
+    with Simulator(scale="tiny", page_size=7) as sim:
+        sent = send_dates(sim)
+        order = sorted((date, msg_id) for msg_id, date in sent.items())
+        through_date, through_id = order[len(order) // 2]
+        until = {"message_opens": datetime(2024, 9, 1), "message_clicks": datetime(2026, 3, 1)}
+        state = {"bookmarks": {
+            table: {"progress": {"until": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                 "SendDate": through_date.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "MsgID": through_id}}
+            for table, moment in until.items()
+        }}
+        catalog = _select(discover(), set(until), None, legacy=False)
+        messages = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", state),
+                        "--catalog", write_json(tmp_path / "catalog.json", catalog), concurrency=2)
+        truth = {t: sim.account.ground_truth(t, EPOCH) for t in until}
+    expected = {
+        table: [row for row in truth[table]
+                if (sent[row["MsgID"]], row["MsgID"]) > (through_date, through_id)
+                or row[STREAMS_BY_NAME[table].cursor] >= moment]
+        for table, moment in until.items()
+    }
+    records = records_of(messages)
+    for table in until:
+        assert 0 < len(expected[table]) < len(truth[table])
+        assert_records_match(table, records.get(table, []), expected[table])
+    assert_checkpoints_follow_records(messages, expected, sent)
+    final = states_of(messages)[-1]["bookmarks"]
+    assert set(final) == set(until) and all(set(entry) == {STREAMS_BY_NAME[t].cursor} for t, entry in final.items())

@@ -133,7 +133,10 @@ class TapSync:
         if not streams:
             return
         batches = self._plan(streams, messages)
-        progress = {s.name: _Progress([k for b in batches if s in b.streams for k in b.messages]) for s in streams}
+        # Sorted: a checkpoint claims every message up to its key, whatever order batches ran in.
+        progress = {
+            s.name: _Progress(sorted(k for b in batches if s in b.streams for k in b.messages)) for s in streams
+        }
         size = max(1, self.extractor.settings.concurrency * PAIRS_PER_WORKER // len(streams))
         for batch in batches:
             for first in range(0, len(batch.messages), size):
@@ -181,7 +184,7 @@ class TapSync:
                     break
             else:
                 batches.append(_Batch((SENDS,), part, None))
-        return [b for b in batches if b.messages]
+        return sorted((b for b in batches if b.messages), key=lambda b: b.messages[0])
 
     # -- subscribed contacts ------------------------------------------------------------------------
 
