@@ -257,6 +257,7 @@ def _run_options(func: F) -> F:
                      help="DuckDB file, for the duckdb destination."),
         click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Dataset (schema) name."),
         click.option("--concurrency", type=int, help="Most requests in flight at once (default 8)."),
+        click.option("--full-refresh", is_flag=True, help="Re-pull everything instead of only what changed."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     ]
     for option in reversed(options):
@@ -270,7 +271,7 @@ def _run_options(func: F) -> F:
 @click.pass_context
 def run(ctx: click.Context, username: str | None, endpoint: str, start_date: str | None, tables: str | None,
         list_ids: str | None, destination: str, duckdb_path: str, dataset: str, concurrency: int | None,
-        as_json: bool) -> None:
+        full_refresh: bool, as_json: bool) -> None:
     """Replicate the account into the destination.
 
     Credentials come from LISTRAK_USERNAME / LISTRAK_PASSWORD, .dlt/secrets.toml, or a prompt.
@@ -286,13 +287,16 @@ def run(ctx: click.Context, username: str | None, endpoint: str, start_date: str
             tables=parse_tables(tables) if tables else None,
             list_ids=parse_list_ids(list_ids) if list_ids else None,
         )
-        summary = _replicate_with_progress(settings, destination, duckdb_path, dataset)
+        summary = _replicate_with_progress(settings, destination, duckdb_path, dataset, full_refresh)
         _print_summary(summary, as_json)
 
 
-def _replicate_with_progress(settings: Settings, destination: str, duckdb_path: str, dataset: str) -> RunSummary:
+def _replicate_with_progress(
+    settings: Settings, destination: str, duckdb_path: str, dataset: str, full_refresh: bool
+) -> RunSummary:
     with ListrakClient(settings) as client, _unreachable_is_config(client), _progress(client):
-        return replicate(settings, destination=destination, duckdb_path=duckdb_path, dataset=dataset, client=client)
+        return replicate(settings, destination=destination, duckdb_path=duckdb_path, dataset=dataset,
+                         client=client, full_refresh=full_refresh)
 
 
 @contextmanager

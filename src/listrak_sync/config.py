@@ -194,6 +194,10 @@ class Settings:
     # as "America/New_York" reads them as that zone's wall time and converts them to UTC.
     source_timezone: str = "UTC"
     trust_short_pages: bool = True
+    # Incremental runs (see listrak_sync.incremental for the assumptions each one rests on).
+    trust_counters: bool = True
+    send_settle_hours: float = 24.0
+    full_recheck_days: float = 7.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.password, Secret):
@@ -220,6 +224,8 @@ class Settings:
         if self.interval_days < 1:
             raise ConfigError(f"interval_days must be at least 1, got {self.interval_days}.")
         _check_timezone(self.source_timezone)
+        if self.send_settle_hours < 0 or self.full_recheck_days < 0:
+            raise ConfigError("send_settle_hours and full_recheck_days must be 0 or more.")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Settings:
@@ -330,6 +336,9 @@ _COERCE = {
     "tables": _coerce_tables,
     "source_timezone": _as_str,
     "trust_short_pages": _as_bool,
+    "trust_counters": _as_bool,
+    "send_settle_hours": _as_float,
+    "full_recheck_days": _as_float,
 }
 
 

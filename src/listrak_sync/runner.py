@@ -22,6 +22,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from listrak_sync.config import Settings
 from listrak_sync.errors import ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
+from listrak_sync.incremental import RunMode
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.source import build_source
 from listrak_sync.streams import STREAM_NAMES
@@ -44,6 +45,7 @@ class RunSummary:
     seconds: float = 0.0
     destination: str = ""
     dataset: str = ""
+    mode: str = ""
 
     @property
     def total_requests(self) -> int:
@@ -51,7 +53,7 @@ class RunSummary:
 
     def render(self) -> str:
         """The summary as the CLI prints it."""
-        lines = [f"Replicated into {self.destination} dataset {self.dataset!r} in {self.seconds:.1f}s."]
+        lines = [f"Replicated into {self.destination} dataset {self.dataset!r} in {self.seconds:.1f}s ({self.mode})."]
         width = max((len(n) for n in self.rows), default=10)
         lines += [f"  {name:<{width}}  {count:>10,} rows" for name, count in self.rows.items()]
         lines.append(f"Requests: {self.total_requests:,} ({self.retries} retried)")
@@ -71,6 +73,7 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "destination": self.destination,
             "dataset": self.dataset,
+            "mode": self.mode,
         }
 
 
@@ -118,6 +121,7 @@ def replicate(
     dataset: str = DEFAULT_DATASET,
     client: ListrakClient | None = None,
     pipelines_dir: str | None = None,
+    full_refresh: bool = False,
 ) -> RunSummary:
     """Replicate the account into the destination and report what happened.
 
@@ -128,6 +132,7 @@ def replicate(
         dataset: the dataset (schema) to load into.
         client: a client to use (the caller may watch its counters); made here if not given.
         pipelines_dir: where dlt keeps its working files (default: dlt's own).
+        full_refresh: re-pull and replace everything, even where an incremental run would do.
 
     Returns:
         The run's summary.
@@ -141,6 +146,7 @@ def replicate(
         destination = make_destination(destination, duckdb_path=duckdb_path)
     else:
         destination_name = destination.destination_name
+    modes: list[RunMode] = []
     own_client = client is None
     client = client or ListrakClient(settings)
     extractor = Extractor(client, settings)
@@ -155,7 +161,8 @@ def replicate(
     abort()
     try:
         with _quiet_dlt():
-            pipeline.run(build_source(settings, client, extractor=extractor))
+            pipeline.run(build_source(settings, client, extractor=extractor, full_refresh=full_refresh,
+                                      on_mode=modes.append))
     except PipelineStepFailed as exc:
         raise _unwrap(exc) from None
     finally:
@@ -172,6 +179,7 @@ def replicate(
         seconds=time.monotonic() - started,
         destination=destination_name,
         dataset=dataset,
+        mode=", ".join(("full refresh: " if m.full else "") + m.reason for m in modes),
     )
 
 
@@ -207,6 +215,14 @@ class _quiet_dlt:
         self._level = self._logger.level
         if not log.isEnabledFor(logging.DEBUG):
             self._logger.setLevel(logging.WARNING)
+        self._logger.addFilter(_json_text_notice)
 
     def __exit__(self, *exc: object) -> None:
         self._logger.setLevel(self._level)
+        self._logger.removeFilter(_json_text_notice)
+
+
+def _json_text_notice(record: logging.LogRecord) -> bool:
+    # We hand dlt JSON text for json columns on purpose (every destination loads it); dlt
+    # warns that the Arrow type differs from the hint. Not news to the user.
+    return "when merging arrow schema with dlt schema" not in record.getMessage()

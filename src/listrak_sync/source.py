@@ -11,8 +11,11 @@ empty) table, so that a stream that has no rows any more still replaces its tabl
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import dlt
@@ -23,10 +26,12 @@ from dlt.extract.source import DltSource
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.extract import Extractor, arrow_schema
+from listrak_sync.incremental import Planner, RunMode, choose_mode, new_state
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
 
 SOURCE_NAME = "listrak"
+log = logging.getLogger(__name__)
 
 _DLT_TYPES: dict[ColumnType, str] = {
     ColumnType.INT: "bigint",
@@ -58,7 +63,14 @@ def _empty(stream: Stream) -> pa.Table:
     return arrow_schema(stream).empty_table()
 
 
-def build_source(settings: Settings, client: ListrakClient, *, extractor: Extractor | None = None) -> DltSource:
+def build_source(
+    settings: Settings,
+    client: ListrakClient,
+    *,
+    extractor: Extractor | None = None,
+    full_refresh: bool = False,
+    on_mode: Callable[[RunMode], None] | None = None,
+) -> DltSource:
     """Build the Listrak dlt source from explicit settings and a client.
 
     This is the seam the CLI and the tests use: the caller keeps the client (and its request
@@ -68,15 +80,17 @@ def build_source(settings: Settings, client: ListrakClient, *, extractor: Extrac
         settings: validated settings.
         client: the SOAP client to use.
         extractor: an extractor over ``client``; made here when not given.
+        full_refresh: replace every table even where an incremental run would do.
+        on_mode: told the run's mode (full or incremental, and why) once it is decided.
 
     Returns:
         A dlt source with one resource per stream, restricted to ``settings.tables`` if set.
     """
-    extractor = extractor or Extractor(client, settings)
+    run = _Run(extractor or Extractor(client, settings), settings, full_refresh, on_mode)
 
     @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
     def _listrak() -> list[DltResource]:
-        return _resources(extractor)
+        return _resources(run)
 
     source = _listrak()
     if settings.tables:
@@ -84,15 +98,76 @@ def build_source(settings: Settings, client: ListrakClient, *, extractor: Extrac
     return source
 
 
-def _resources(extractor: Extractor) -> list[DltResource]:
+class _Run:
+    """What the resources of one run share: the extractor, the mode, and the plan state.
+
+    The mode is decided when the list of lists arrives (a changed set of lists forces a full
+    refresh) from the plan state dlt keeps in its source state; see :mod:`listrak_sync.incremental`.
+    """
+
+    def __init__(
+        self,
+        extractor: Extractor,
+        settings: Settings,
+        full_refresh: bool,
+        on_mode: Callable[[RunMode], None] | None = None,
+    ) -> None:
+        self.on_mode = on_mode
+        self.extractor = extractor
+        self.settings = settings
+        self.full_refresh = full_refresh
+        self.mode = RunMode(True, "not decided")
+        self.planner: Planner | None = None
+        self.plan: dict[str, Any] = {}
+        self.now = _utc_now()
+
+    def decide(self, list_ids: list[int]) -> None:
+        state = dlt.current.source_state()
+        previous = state.get("plan") or {}
+        self.mode = choose_mode(
+            previous,
+            start_date=self.settings.start_date,
+            list_ids=list_ids,
+            now=self.now,
+            full_refresh=self.full_refresh,
+            full_recheck_days=self.settings.full_recheck_days,
+        )
+        log.info("Run mode: %s (%s)", "full refresh" if self.mode.full else "incremental", self.mode.reason)
+        if self.on_mode:
+            self.on_mode(self.mode)
+        if self.mode.full:
+            self.plan = new_state(start_date=self.settings.start_date, list_ids=list_ids, now=self.now)
+        else:
+            self.plan = copy.deepcopy(dict(previous))
+        state["plan"] = self.plan
+
+    def plan_messages(self, messages: pa.Table) -> None:
+        self.planner = Planner(
+            self.plan,
+            messages.select(["MsgID", "SendDate", *_COUNTERS]).to_pylist(),
+            now=self.now,
+            trust_counters=self.settings.trust_counters,
+            send_settle_hours=self.settings.send_settle_hours,
+        )
+        self.planner.forget_missing()
+
+
+_COUNTERS = sorted({s.counter for s in STREAMS if s.counter})
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _resources(run: _Run) -> list[DltResource]:
     by_name: dict[str, DltResource] = {}
     for stream in STREAMS:
         parent = by_name.get(stream.parent) if stream.parent else None
-        by_name[stream.name] = _resource(stream, extractor, parent)
+        by_name[stream.name] = _resource(stream, run, parent)
     return list(by_name.values())
 
 
-def _resource(stream: Stream, extractor: Extractor, parent: DltResource | None) -> DltResource:
+def _resource(stream: Stream, run: _Run, parent: DltResource | None) -> DltResource:
     hints: dict[str, Any] = {
         "name": stream.name,
         "table_name": stream.name,
@@ -103,20 +178,22 @@ def _resource(stream: Stream, extractor: Extractor, parent: DltResource | None) 
         "columns": dlt_columns(stream),
     }
     if parent is None:
-        return dlt.resource(_lists_rows(stream, extractor), **hints)
+        return dlt.resource(_lists_rows(stream, run), **hints)
     if stream.name == "messages":
-        return dlt.transformer(_messages_rows(stream, extractor), data_from=parent, **hints)
+        return dlt.transformer(_messages_rows(stream, run), data_from=parent, **hints)
     if stream.name == "subscribed_contacts":
-        return dlt.transformer(_contacts_rows(stream, extractor), data_from=parent, **hints)
-    return dlt.transformer(_activity_rows(stream, extractor), data_from=parent, **hints)
+        return dlt.transformer(_contacts_rows(stream, run), data_from=parent, **hints)
+    return dlt.transformer(_activity_rows(stream, run), data_from=parent, **hints)
 
 
 def _ids(table: pa.Table, column: str) -> list[int]:
     return [int(v) for v in table.column(column).to_pylist()] if table.num_rows else []
 
 
-def _lists_rows(stream: Stream, extractor: Extractor) -> Iterator[pa.Table]:
-    yield _json_encode_lists(stream, extractor.lists())
+def _lists_rows(stream: Stream, run: _Run) -> Iterator[pa.Table]:
+    table = run.extractor.lists()
+    run.decide(_ids(table, "ListID"))
+    yield _json_encode_lists(stream, table)
 
 
 def _json_encode_lists(stream: Stream, table: pa.Table) -> pa.Table:
@@ -130,34 +207,46 @@ def _json_encode_lists(stream: Stream, table: pa.Table) -> pa.Table:
     return table
 
 
-def _messages_rows(stream: Stream, extractor: Extractor) -> Any:
+def _messages_rows(stream: Stream, run: _Run) -> Any:
     def messages(lists: pa.Table) -> Iterator[pa.Table]:
-        tables = [extractor.messages(list_id) for list_id in _ids(lists, "ListID")]
+        tables = [run.extractor.messages(list_id) for list_id in _ids(lists, "ListID")]
         # One table for all lists, so the activity transformers see every message at once and
         # can keep the whole concurrency budget busy.
-        yield pa.concat_tables(tables) if tables else _empty(stream)
+        table = pa.concat_tables(tables) if tables else _empty(stream)
+        run.plan_messages(table)
+        yield table
 
     return messages
 
 
-def _contacts_rows(stream: Stream, extractor: Extractor) -> Any:
+def _contacts_rows(stream: Stream, run: _Run) -> Any:
     def subscribed_contacts(lists: pa.Table) -> Iterator[pa.Table]:
         yield _empty(stream)
         for list_id in _ids(lists, "ListID"):
-            yield from extractor.subscribed_contacts(list_id)
+            yield from run.extractor.subscribed_contacts(list_id)
 
     return subscribed_contacts
 
 
-def _activity_rows(stream: Stream, extractor: Extractor) -> Any:
-    def activity(messages: pa.Table) -> Iterator[pa.Table]:
-        yield _empty(stream)
-        for _, table in extractor.message_activity([stream], _ids(messages, "MsgID")):
+def _activity_rows(stream: Stream, run: _Run) -> Any:
+    def activity(messages: pa.Table) -> Iterator[Any]:
+        assert run.planner is not None, "messages are planned before their activity"
+        if run.mode.full:
+            msg_ids = _ids(messages, "MsgID")
+            hints = dlt.mark.make_hints(write_disposition="replace")
+        else:
+            # Only messages whose rows can have changed; each one's rows are replaced whole.
+            msg_ids = run.planner.to_fetch(stream)
+            hints = dlt.mark.make_hints(
+                write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
+            )
+        yield dlt.mark.with_hints(_empty(stream), hints)
+        for _, table in run.extractor.message_activity([stream], msg_ids):
             yield table
+        refused = {e.object_id for e in run.extractor.skipped if e.kind == "message"}
+        run.planner.record(stream, [m for m in msg_ids if m not in refused])
 
     return activity
-
-
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
 def listrak_source(
     username: str = dlt.secrets.value,
@@ -166,6 +255,7 @@ def listrak_source(
     endpoint: str = PRODUCTION_ENDPOINT,
     concurrency: int = 8,
     list_ids: Sequence[int] | None = None,
+    full_refresh: bool = False,
     options: dict[str, Any] | None = None,
 ) -> list[DltResource]:
     """The Listrak source for your own dlt pipelines.
@@ -180,6 +270,7 @@ def listrak_source(
         endpoint: the SOAP endpoint (production, a proxy, or the bundled simulator).
         concurrency: most requests in flight at once.
         list_ids: replicate only these lists (default: every list the user can see).
+        full_refresh: replace every table even where an incremental run would do.
         options: any further :class:`~listrak_sync.config.Settings` field by name.
 
     Returns:
@@ -199,7 +290,7 @@ def listrak_source(
             "list_ids": list_ids,
         }
     )
-    return _resources(Extractor(ListrakClient(settings), settings))
+    return _resources(_Run(Extractor(ListrakClient(settings), settings), settings, full_refresh))
 
 
 __all__ = ["build_source", "dlt_columns", "listrak_source"]

@@ -10,7 +10,7 @@ simulator writes items in exactly this order; the parent key that we stamp on ch
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 NAMESPACE = "http://webservices.listrak.com/v31/"
 
@@ -71,7 +71,9 @@ class Stream:
     cursor: str | None = None
     has_ws_exception: bool = False
     event: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    # The WSMessageActivity counter that moves whenever this stream gains rows for a message:
+    # an incremental run skips a message's stream while its counter stands still.
+    counter: str | None = None
 
     @property
     def result_element(self) -> str:
@@ -200,6 +202,7 @@ STREAMS: tuple[Stream, ...] = (
         parent_key=MSG_ID,
         cursor="BounceDate",
         event=True,
+        counter="DeliverCount",
         columns=(
             CONTACT_ID,
             EMAIL,
@@ -220,6 +223,7 @@ STREAMS: tuple[Stream, ...] = (
         parent_key=MSG_ID,
         cursor="ClickDate",
         event=True,
+        counter="ClickCount",
         columns=(
             CONTACT_ID,
             EMAIL,
@@ -239,6 +243,7 @@ STREAMS: tuple[Stream, ...] = (
         parent_key=MSG_ID,
         cursor="OpenDate",
         event=True,
+        counter="OpenCount",
         columns=(CONTACT_ID, EMAIL, _c("OpenDate", TS, "When the open happened.")),
     ),
     Stream(
@@ -252,6 +257,7 @@ STREAMS: tuple[Stream, ...] = (
         parent_key=MSG_ID,
         cursor="ReadDate",
         event=True,
+        counter="ReadCount",
         columns=(CONTACT_ID, EMAIL, _c("ReadDate", TS, "When the read happened.")),
     ),
     Stream(
@@ -279,6 +285,7 @@ STREAMS: tuple[Stream, ...] = (
         parent_key=MSG_ID,
         cursor="RemovalDate",
         event=True,
+        counter="RemoveCount",
         columns=(
             CONTACT_ID,
             EMAIL,

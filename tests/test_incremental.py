@@ -1,0 +1,120 @@
+"""Incremental runs: after every run the destination equals a full load of the same clock time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from destination import assert_matches_truth, read_duckdb
+
+from listrak_sync.config import Settings
+from listrak_sync.runner import RunSummary, replicate
+from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.simulator.data import EPOCH
+from listrak_sync.streams import STREAM_NAMES
+
+START = EPOCH.strftime("%m/%d/%Y")
+
+
+def settings_for(sim: Simulator, **extra: object) -> Settings:
+    return Settings.from_mapping(
+        {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": START, "endpoint": sim.url,
+         "max_retries": 2, "backoff_base": 0.01, "backoff_max": 0.05, **extra}
+    )
+
+
+def run(sim: Simulator, db: Path, work: Path, **options: object) -> RunSummary:
+    full_refresh = bool(options.pop("full_refresh", False))
+    return replicate(settings_for(sim, **options), duckdb_path=str(db), pipelines_dir=str(work),
+                     full_refresh=full_refresh)
+
+
+def assert_equals_full_load(sim: Simulator, db: Path, tmp_path: Path, label: str) -> None:
+    fresh_db, fresh_work = tmp_path / f"fresh-{label}.duckdb", tmp_path / f"fresh-{label}"
+    run(sim, fresh_db, fresh_work, full_refresh=True)
+    for table in STREAM_NAMES:
+        truth = sim.account.ground_truth(table, EPOCH)
+        assert_matches_truth(table, read_duckdb(str(db), "listrak", table), truth)
+        assert_matches_truth(table, read_duckdb(str(fresh_db), "listrak", table), truth)
+
+
+@pytest.mark.parametrize("steps", [(0.5, 1.0, 3.0, 2.0)])
+def test_incremental_runs_equal_a_full_load_after_every_clock_move(tmp_path: Path, steps: tuple[float, ...]) -> None:
+    db, work = tmp_path / "inc.duckdb", tmp_path / "work"
+    with Simulator(scale="tiny", page_size=5) as sim:
+        sim.advance(-10)  # start 10 days back, so moving forward adds messages, late events, (un)subscribes
+        first = run(sim, db, work)
+        assert "full refresh" in first.mode
+        for i, days in enumerate(steps):
+            before = {t: len(sim.account.ground_truth(t, EPOCH)) for t in STREAM_NAMES}
+            sim.advance(days)
+            after = {t: len(sim.account.ground_truth(t, EPOCH)) for t in STREAM_NAMES}
+            summary = run(sim, db, work)
+            assert summary.mode == "incremental", summary.mode
+            assert summary.total_requests < first.total_requests
+            assert_equals_full_load(sim, db, tmp_path, str(i))
+            if i == len(steps) - 1:
+                assert after != before, "the clock moves must change the account, or this test proves nothing"
+
+
+def test_a_rerun_with_nothing_changed_costs_a_handful_of_calls(tmp_path: Path) -> None:
+    db, work = tmp_path / "inc.duckdb", tmp_path / "work"
+    with Simulator(scale="tiny", page_size=5) as sim:
+        first = run(sim, db, work)
+        again = run(sim, db, work)
+        lists = len(sim.account.list_ids())
+        # lists once, messages once per list, subscribed contacts' pages per list; no activity
+        assert again.total_requests < first.total_requests / 5
+        assert set(again.requests) <= {"GetContactListCollection", "ReportListMessageActivity",
+                                       "ReportRangeSubscribedContacts"}
+        assert again.requests["ReportListMessageActivity"] == lists * 3  # 3 windows of 365 days since EPOCH
+        for table in STREAM_NAMES:
+            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, EPOCH))
+
+
+def test_full_refresh_flag_and_changed_start_date_replace_everything(tmp_path: Path) -> None:
+    db, work = tmp_path / "inc.duckdb", tmp_path / "work"
+    with Simulator(scale="tiny", page_size=5) as sim:
+        first = run(sim, db, work)
+        forced = run(sim, db, work, full_refresh=True)
+        assert forced.mode.startswith("full refresh")
+        messages = len(sim.account.ground_truth("messages", EPOCH))
+        for operation, count in first.requests.items():
+            assert forced.requests[operation] >= min(count, messages), operation  # every message re-pulled
+        later = EPOCH.replace(year=EPOCH.year + 2)
+        moved = run(sim, db, work, start_date=later.strftime("%Y-%m-%d"))
+        assert "start date changed" in moved.mode
+        for table in STREAM_NAMES:
+            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, later))
+
+
+def test_runs_killed_at_several_points_then_resumed_equal_a_full_load(tmp_path: Path) -> None:
+    db = tmp_path / "inc.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTRAK_")}
+    with Simulator(scale="tiny", page_size=3) as sim:
+        sim.advance(-10)
+        env.update(LISTRAK_USERNAME=DEFAULT_USERNAME, LISTRAK_PASSWORD=DEFAULT_PASSWORD, LISTRAK_ENDPOINT=sim.url,
+                   DLT_DATA_DIR=str(tmp_path / "dlt"))
+        command = [sys.executable, "-m", "listrak_sync", "run", "--start-date", START, "--duckdb", str(db)]
+        assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+        for kill_after in (3, 12, 30):
+            sim.advance(2)
+            sim.configure_faults(latency_ms=30)
+            sim.reset_stats()
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            while sim.stats()["requests_total"] < kill_after and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert proc.poll() is None, f"the run ended before {kill_after} requests"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            sim.configure_faults(latency_ms=0)
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        for table in STREAM_NAMES:
+            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, EPOCH))
