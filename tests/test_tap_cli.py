@@ -6,6 +6,7 @@ installed, by singer-python's own catalog parser and jsonschema's Draft 4 meta-s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from tap_helpers import (
     write_json,
 )
 
+from listrak_sync.config import Settings
 from listrak_sync.errors import ConfigError
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.streams import STREAM_NAMES, STREAMS, ColumnType
@@ -153,6 +155,8 @@ def test_about_json_and_markdown() -> None:
     assert {"interval_days", "endpoint", "concurrency", "read_timeout"} <= set(settings["properties"])
     assert settings["properties"]["password"]["secret"] is True
     assert "tables" not in settings["properties"]  # selection is the catalog's job
+    settings_fields = {f.name for f in dataclasses.fields(Settings)}
+    assert set(settings["properties"]) <= settings_fields  # every tap key is a real setting
     assert json.loads(run_tap("--about").stdout) == about
     markdown = run_tap("--about", "--format", "markdown")
     assert markdown.returncode == 0

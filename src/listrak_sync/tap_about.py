@@ -24,9 +24,9 @@ DESCRIPTION = (
 )
 CAPABILITIES = ("catalog", "properties", "discover", "state", "about", "test")
 REQUIRED = ("username", "password", "start_date")
-# Selection comes from the catalog; the dlt job's `tables` setting has no place in the tap.
-NOT_TAP_SETTINGS = frozenset({"tables"})
 
+# The tap's config keys: an allow-list, so that settings of the dlt job only (``tables``, which
+# the catalog replaces; the incremental planner's) never show up as tap settings.
 _DESCRIPTIONS: dict[str, str] = {
     "username": "The Listrak API user (Manage > Accounts > User Manager, with API Access).",
     "password": "The API user's password. Sent only in the SOAP header; never logged.",
@@ -57,8 +57,8 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
 
 
 def tap_settings() -> list[dataclasses.Field[Any]]:
-    """The :class:`Settings` fields a tap config may hold."""
-    return [f for f in dataclasses.fields(Settings) if f.name not in NOT_TAP_SETTINGS]
+    """The :class:`Settings` fields a tap config may hold, in their declaration order."""
+    return [f for f in dataclasses.fields(Settings) if f.name in _DESCRIPTIONS]
 
 
 def settings_schema() -> dict[str, Any]:
@@ -103,4 +103,4 @@ def about_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CAPABILITIES", "NAME", "NOT_TAP_SETTINGS", "about", "about_markdown", "settings_schema", "tap_settings"]
+__all__ = ["CAPABILITIES", "NAME", "REQUIRED", "about", "about_markdown", "settings_schema", "tap_settings"]
