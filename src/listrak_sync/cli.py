@@ -21,6 +21,7 @@ import click
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings, parse_list_ids, parse_tables
 from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError, TransportError
+from listrak_sync.logs import RedactingFilter
 from listrak_sync.runner import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, RunSummary, replicate
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS
@@ -28,22 +29,6 @@ from listrak_sync.streams import STREAMS
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_ACCESS = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("listrak_sync")
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces every known secret in a log record's final text with ``********``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            text = record.getMessage()
-            for secret in self.secrets:
-                text = text.replace(secret, "********")
-            record.msg, record.args = text, None
-        return True
 
 
 REDACT = RedactingFilter()

@@ -32,10 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from listrak_sync.cli import RedactingFilter
 from listrak_sync.config import Settings
 from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
+from listrak_sync.logs import RedactingFilter
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.tap_about import NAME, REQUIRED, about, about_markdown, tap_settings
 from listrak_sync.tap_catalog import Selection, discover, read_selection
