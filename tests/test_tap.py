@@ -305,3 +305,22 @@ def test_checkpoints_of_different_streams_are_each_continued_from(tmp_path: Path
     assert_checkpoints_follow_records(messages, expected, sent)
     final = states_of(messages)[-1]["bookmarks"]
     assert set(final) == set(until) and all(set(entry) == {STREAMS_BY_NAME[t].cursor} for t, entry in final.items())
+
+
+def test_a_rerun_skips_the_reports_of_messages_whose_counters_stood_still(tmp_path: Path) -> None:
+    with Simulator(scale="tiny", page_size=7) as sim:
+        first = sync(tmp_path, sim)
+        state = states_of(first)[-1]
+        assert state["listrak_sync_plan"]["messages"], "the shared incremental plan is kept in the state"
+        sim.reset_stats()
+        again = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", state))
+        served = sim.stats()["requests"]
+        truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
+    for operation in ("ReportRangeMessageContactOpen", "ReportRangeMessageContactClick",
+                      "ReportRangeMessageContactRead", "ReportRangeMessageContactRemoval",
+                      "ReportRangeMessageContactBounces"):
+        assert served.get(operation, 0) == 0, (operation, served)
+    records = records_of(again)
+    assert_records_match("messages", records["messages"], truth["messages"])
+    for table in RANGE_STREAMS:
+        assert not records.get(table), f"{table}: nothing changed, nothing should be emitted"

@@ -21,7 +21,7 @@ import click
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings, parse_list_ids, parse_tables
 from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError, TransportError
-from listrak_sync.logs import RedactingFilter
+from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.runner import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, RunSummary, replicate
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS
@@ -35,15 +35,8 @@ REDACT = RedactingFilter()
 
 
 def _setup_logging(debug: bool, verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(REDACT)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
-    if not debug:
-        for noisy in ("urllib3", "dlt"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    log_to_stderr(level, REDACT, "%(asctime)s %(levelname)s %(name)s: %(message)s", debug=debug)
 
 
 def _fail(message: str, code: int) -> None:

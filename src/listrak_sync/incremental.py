@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from listrak_sync.streams import Stream
+from listrak_sync.streams import STREAMS, Stream
 
 STATE_VERSION = 1
 SETTLED = "settled"
+# The message columns a plan reads: the key, the send date, and every stream's counter.
+PLAN_COLUMNS = ("MsgID", "SendDate", *sorted({s.counter for s in STREAMS if s.counter}))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 
 class RedactingFilter(logging.Filter):
@@ -19,3 +20,16 @@ class RedactingFilter(logging.Filter):
                 text = text.replace(secret, "********")
             record.msg, record.args = text, None
         return True
+
+
+def log_to_stderr(level: int, redact: RedactingFilter, fmt: str, *, debug: bool) -> None:
+    """Send every log record to stderr through ``redact``; below DEBUG, keep urllib3 and dlt quiet."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redact)
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    if not debug:
+        for noisy in ("urllib3", "dlt"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)

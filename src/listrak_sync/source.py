@@ -26,7 +26,7 @@ from dlt.extract.source import DltSource
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.extract import Extractor, arrow_schema
-from listrak_sync.incremental import Planner, RunMode, choose_mode, new_state
+from listrak_sync.incremental import PLAN_COLUMNS, Planner, RunMode, choose_mode, new_state
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
 
@@ -144,15 +144,12 @@ class _Run:
     def plan_messages(self, messages: pa.Table) -> None:
         self.planner = Planner(
             self.plan,
-            messages.select(["MsgID", "SendDate", *_COUNTERS]).to_pylist(),
+            messages.select(list(PLAN_COLUMNS)).to_pylist(),
             now=self.now,
             trust_counters=self.settings.trust_counters,
             send_settle_hours=self.settings.send_settle_hours,
         )
         self.planner.forget_missing()
-
-
-_COUNTERS = sorted({s.counter for s in STREAMS if s.counter})
 
 
 def _utc_now() -> datetime:

@@ -35,7 +35,7 @@ from typing import Any
 from listrak_sync.config import Settings
 from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
-from listrak_sync.logs import RedactingFilter
+from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.tap_about import NAME, REQUIRED, about, about_markdown, tap_settings
 from listrak_sync.tap_catalog import Selection, discover, read_selection
@@ -71,14 +71,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _setup_logging(debug: bool, redact: RedactingFilter) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(redact)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    if not debug:
-        logging.getLogger("urllib3").setLevel(logging.WARNING)
+    log_to_stderr(logging.DEBUG if debug else logging.INFO, redact, "%(levelname)s %(message)s", debug=debug)
 
 
 def load_json(path: str, what: str) -> Any:

@@ -26,7 +26,7 @@ CAPABILITIES = ("catalog", "properties", "discover", "state", "about", "test")
 REQUIRED = ("username", "password", "start_date")
 
 # The tap's config keys: an allow-list, so that settings of the dlt job only (``tables``, which
-# the catalog replaces; the incremental planner's) never show up as tap settings.
+# the catalog replaces; ``full_recheck_days``, which has no Singer meaning) never show up here.
 _DESCRIPTIONS: dict[str, str] = {
     "username": "The Listrak API user (Manage > Accounts > User Manager, with API Access).",
     "password": "The API user's password. Sent only in the SOAP header; never logged.",
@@ -43,6 +43,8 @@ _DESCRIPTIONS: dict[str, str] = {
     "list_ids": "Replicate only these list IDs (default: every list the user can see).",
     "source_timezone": "Time zone of the service's undesignated times; UTC stamps them unchanged, as tap-listrak did.",
     "trust_short_pages": "Stop paging at a page shorter than the proven page size, saving one request per object.",
+    "trust_counters": "Skip a message's activity report while its counter (OpenCount, ClickCount, ...) stands still.",
+    "send_settle_hours": "Age after which a message's recipients and counters are taken as settled.",
 }
 
 _JSON_TYPES: dict[str, dict[str, Any]] = {

@@ -82,6 +82,9 @@ def parse_time(value: Any, *, where: str) -> datetime:
     )
 
 
+PLAN_KEY = "listrak_sync_plan"
+
+
 class TapState:
     """The bookmarks of one run: read from ``--state``, advanced as records go out.
 
@@ -107,6 +110,14 @@ class TapState:
         for name in BOOKMARK_FIELDS:  # validate now, not half-way through the run
             self.bookmark(name)
             self._resume(name)
+
+    def plan(self) -> dict[str, Any]:
+        """The incremental plan (each message's counters when last fetched), kept beside the
+        bookmarks under ``listrak_sync_plan``: tap-listrak ignores it, so the state stays a superset."""
+        plan = self._value.get(PLAN_KEY)
+        if not isinstance(plan, dict):
+            plan = self._value[PLAN_KEY] = {"messages": {}}
+        return plan
 
     @property
     def value(self) -> dict[str, Any]:
