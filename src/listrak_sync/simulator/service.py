@@ -28,7 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from listrak_sync.simulator.access import AccessControl, AuthFault, User
 from listrak_sync.simulator.envelope import (
@@ -46,6 +46,7 @@ from listrak_sync.streams import STREAMS, Column, ColumnType, RequestKind, Strea
 ACCESS_DENIED = "AccessDenied"
 DEFAULT_PAGE_SIZE = 2500
 WS_EXCEPTION_NIL = '<WSException xsi:nil="true" />'
+T = TypeVar("T")
 _ASMX_MIN_DATE = datetime(1, 1, 1)
 
 CHARACTER_SETS: tuple[tuple[int, str], ...] = (
@@ -247,31 +248,24 @@ def _unreadable(request: SoapRequest, name: str, text: str) -> SoapFault:
     )
 
 
-def _int(request: SoapRequest, name: str) -> int:
+def _param(request: SoapRequest, name: str, parse: Callable[[str], T], missing: T) -> T:
+    # ASMX fills a missing element with its type's default (0, false, DateTime.MinValue).
     text = request.params.get(name)
     if text is None:
-        return 0
+        return missing
     try:
-        return int(text.strip())
+        return parse(text)
     except ValueError:
         raise _unreadable(request, name, text) from None
+
+
+def _int(request: SoapRequest, name: str) -> int:
+    return _param(request, name, lambda text: int(text.strip()), 0)
 
 
 def _date(request: SoapRequest, name: str) -> datetime:
-    text = request.params.get(name)
-    if text is None:
-        return _ASMX_MIN_DATE
-    try:
-        return parse_datetime(text)
-    except ValueError:
-        raise _unreadable(request, name, text) from None
+    return _param(request, name, parse_datetime, _ASMX_MIN_DATE)
 
 
 def _bool(request: SoapRequest, name: str) -> bool:
-    text = request.params.get(name)
-    if text is None:
-        return False
-    try:
-        return parse_bool(text)
-    except ValueError:
-        raise _unreadable(request, name, text) from None
+    return _param(request, name, parse_bool, False)
