@@ -20,13 +20,12 @@ from typing import Any, TypeVar
 import click
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings, parse_list_ids, parse_tables
-from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError, TransportError
+from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, TransportError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.runner import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, RunSummary, replicate
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_ACCESS = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("listrak_sync")
 
@@ -56,15 +55,9 @@ def _errors(debug: bool) -> Iterator[None]:
         raise
     except KeyboardInterrupt:
         _fail("Interrupted. The destination was left as it was before this run.", 130)
-    except ConfigError as exc:
-        _report(exc, debug)
-        _fail(str(exc), EXIT_CONFIG)
-    except AccessError as exc:
-        _report(exc, debug)
-        _fail(str(exc), EXIT_ACCESS)
     except ListrakSyncError as exc:
         _report(exc, debug)
-        _fail(str(exc), EXIT_ERROR)
+        _fail(str(exc), exit_code(exc))
     except Exception as exc:
         _report(exc, debug)
         _fail(f"Unexpected {type(exc).__name__}: {exc}. Run again with --debug for details.", EXIT_ERROR)

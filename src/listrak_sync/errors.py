@@ -86,7 +86,26 @@ class MalformedResponseError(TransientError):
     """The response was not well-formed SOAP (truncated, not XML, unexpected shape)."""
 
 
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_ACCESS = 0, 1, 2, 3
+
+
+def exit_code(error: BaseException) -> int:
+    """The process exit code for ``error``, the same for the CLI and the Singer tap.
+
+    2 for bad configuration, 3 when the service refuses access, 1 for anything else.
+    """
+    if isinstance(error, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(error, AccessError):
+        return EXIT_ACCESS
+    return EXIT_ERROR
+
+
 __all__ = [
+    "EXIT_ACCESS",
+    "EXIT_CONFIG",
+    "EXIT_ERROR",
+    "EXIT_OK",
     "AccessError",
     "ConfigError",
     "InvalidLogonError",
@@ -101,4 +120,5 @@ __all__ = [
     "TerminalError",
     "TransientError",
     "TransportError",
+    "exit_code",
 ]

@@ -68,6 +68,11 @@ def request_params(stream: Stream, object_id: int, start: datetime, end: datetim
     return params
 
 
+def column_ints(table: pa.Table, column: str) -> list[int]:
+    """The integer values of ``column`` (list or message IDs), as Python ints."""
+    return [int(v) for v in table.column(column).to_pylist()]
+
+
 def stamp(stream: Stream, table: pa.Table, object_id: int) -> pa.Table:
     """Add the parent key column (``MsgID``/``ListID``) first, unless the items carry it."""
     key = stream.parent_key
@@ -110,7 +115,7 @@ class Extractor:
         wanted = self.settings.list_ids
         if wanted is None:
             return table
-        visible = [int(v) for v in table.column("ListID").to_pylist()]
+        visible = column_ints(table, "ListID")
         unknown = [list_id for list_id in wanted if list_id not in visible]
         if unknown:
             raise ConfigError(
@@ -254,6 +259,16 @@ class Extractor:
         if moment.tzinfo is None:
             return moment
         return moment.astimezone(self._zone).replace(tzinfo=None)
+
+    def now(self) -> datetime:
+        """The extractor's clock (the injected one, or the system's), as naive UTC."""
+        moment = self._now()
+        return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+    def refused_messages(self) -> set[int]:
+        """IDs of the messages the service refused so far (their rows were not fetched)."""
+        with self._lock:
+            return {e.object_id for e in self.skipped if e.kind == "message" and e.object_id is not None}
 
     def _skip(self, error: ObjectRefusedError) -> None:
         with self._lock:

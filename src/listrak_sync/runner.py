@@ -1,10 +1,11 @@
 """Run a replication: the dlt pipeline around the source, and its summary.
 
-Full-table results are made atomic per table with dlt's ``insert-from-staging`` replace
-strategy: rows load into a staging dataset first and each destination table is swapped in
-one transaction only after everything was extracted and normalized. A run that fails or is
-killed part-way therefore leaves the previous tables as they were; its unfinished load
-packages are dropped at the start of the next run, which then replaces every table anew.
+Each run lands atomically per table: rows load into a staging dataset first (dlt's
+``insert-from-staging`` replace, or a merge in an incremental run) and each destination table
+is replaced or merged in one transaction only after everything was extracted and normalized,
+together with the incremental plan in dlt's state. A run that fails or is killed part-way
+therefore leaves the previous tables and plan as they were; its unfinished load packages are
+dropped at the start of the next run, which works again from that last committed plan.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def replicate(
         dataset_name=dataset,
         pipelines_dir=cast(str, pipelines_dir),  # None means dlt's default place
     )
-    # Leftovers of a run that was killed part-way: drop them, this run replaces every table.
+    # Leftovers of a run that was killed part-way: drop them; this run redoes their work from
+    # the last committed plan.
     abort = getattr(pipeline, "abort_packages", None) or pipeline.drop_pending_packages  # renamed in dlt 1.30
     abort()
     try:

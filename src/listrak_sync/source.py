@@ -15,7 +15,6 @@ import copy
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import dlt
@@ -25,7 +24,7 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
-from listrak_sync.extract import Extractor, arrow_schema
+from listrak_sync.extract import Extractor, arrow_schema, column_ints
 from listrak_sync.incremental import PLAN_COLUMNS, Planner, RunMode, choose_mode, new_state
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
@@ -119,7 +118,7 @@ class _Run:
         self.mode = RunMode(True, "not decided")
         self.planner: Planner | None = None
         self.plan: dict[str, Any] = {}
-        self.now = _utc_now()
+        self.now = extractor.now()
 
     def decide(self, list_ids: list[int]) -> None:
         state = dlt.current.source_state()
@@ -152,10 +151,6 @@ class _Run:
         self.planner.forget_missing()
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def _resources(run: _Run) -> list[DltResource]:
     by_name: dict[str, DltResource] = {}
     for stream in STREAMS:
@@ -183,13 +178,9 @@ def _resource(stream: Stream, run: _Run, parent: DltResource | None) -> DltResou
     return dlt.transformer(_activity_rows(stream, run), data_from=parent, **hints)
 
 
-def _ids(table: pa.Table, column: str) -> list[int]:
-    return [int(v) for v in table.column(column).to_pylist()] if table.num_rows else []
-
-
 def _lists_rows(stream: Stream, run: _Run) -> Iterator[pa.Table]:
     table = run.extractor.lists()
-    run.decide(_ids(table, "ListID"))
+    run.decide(column_ints(table, "ListID"))
     yield _json_encode_lists(stream, table)
 
 
@@ -206,7 +197,7 @@ def _json_encode_lists(stream: Stream, table: pa.Table) -> pa.Table:
 
 def _messages_rows(stream: Stream, run: _Run) -> Any:
     def messages(lists: pa.Table) -> Iterator[pa.Table]:
-        tables = [run.extractor.messages(list_id) for list_id in _ids(lists, "ListID")]
+        tables = [run.extractor.messages(list_id) for list_id in column_ints(lists, "ListID")]
         # One table for all lists, so the activity transformers see every message at once and
         # can keep the whole concurrency budget busy.
         table = pa.concat_tables(tables) if tables else _empty(stream)
@@ -219,7 +210,7 @@ def _messages_rows(stream: Stream, run: _Run) -> Any:
 def _contacts_rows(stream: Stream, run: _Run) -> Any:
     def subscribed_contacts(lists: pa.Table) -> Iterator[pa.Table]:
         yield _empty(stream)
-        for list_id in _ids(lists, "ListID"):
+        for list_id in column_ints(lists, "ListID"):
             yield from run.extractor.subscribed_contacts(list_id)
 
     return subscribed_contacts
@@ -229,7 +220,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
     def activity(messages: pa.Table) -> Iterator[Any]:
         assert run.planner is not None, "messages are planned before their activity"
         if run.mode.full:
-            msg_ids = _ids(messages, "MsgID")
+            msg_ids = column_ints(messages, "MsgID")
             hints = dlt.mark.make_hints(write_disposition="replace")
         else:
             # Only messages whose rows can have changed; each one's rows are replaced whole.
@@ -240,7 +231,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
         yield dlt.mark.with_hints(_empty(stream), hints)
         for _, table in run.extractor.message_activity([stream], msg_ids):
             yield table
-        refused = {e.object_id for e in run.extractor.skipped if e.kind == "message"}
+        refused = run.extractor.refused_messages()
         run.planner.record(stream, [m for m in msg_ids if m not in refused])
 
     return activity

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from listrak_sync.config import Settings
-from listrak_sync.errors import AccessError, ConfigError, ListrakSyncError
+from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.soap.client import ListrakClient
@@ -43,7 +43,6 @@ from listrak_sync.tap_output import SingerWriter
 from listrak_sync.tap_state import TapState
 from listrak_sync.tap_sync import TapSync
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_ACCESS = 0, 1, 2, 3
 log = logging.getLogger("listrak_sync.tap")
 
 
@@ -199,12 +198,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         state = load_json(args.state, "state") if args.state else None
         sync(settings, selection, state)
         return EXIT_OK
-    except ConfigError as exc:
-        return _critical(exc, EXIT_CONFIG, args.debug)
-    except AccessError as exc:
-        return _critical(exc, EXIT_ACCESS, args.debug)
     except ListrakSyncError as exc:
-        return _critical(exc, EXIT_ERROR, args.debug)
+        return _critical(exc, exit_code(exc), args.debug)
     except BrokenPipeError:
         # The target went away; its own error says why. Nothing more can be written to stdout.
         log.critical("The output pipe closed (the target stopped reading).")

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from listrak_sync.extract import ACTIVITY_STREAMS, Extractor
+from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, column_ints
 from listrak_sync.incremental import PLAN_COLUMNS, Planner
 from listrak_sync.streams import STREAMS, Stream, get_stream
 from listrak_sync.tap_catalog import Selection, selected_schema
@@ -101,7 +101,7 @@ class TapSync:
         else:
             lists = self.extractor.lists()
             self._emit(LISTS, lists)
-            list_ids = sorted(_ints(lists, "ListID"))
+            list_ids = sorted(column_ints(lists, "ListID"))
             activity = [s for s in ACTIVITY_STREAMS if s.name in self.selection]
             if MESSAGES.name in self.selection or activity:
                 messages = self._messages(list_ids)
@@ -129,7 +129,7 @@ class TapSync:
             table = self.extractor.messages(list_id)
             self._emit(MESSAGES, table)
             self._message_rows += table.select(list(PLAN_COLUMNS)).to_pylist()
-            keys += zip(table.column("SendDate").to_pylist(), _ints(table, "MsgID"), strict=True)
+            keys += zip(table.column("SendDate").to_pylist(), column_ints(table, "MsgID"), strict=True)
         log.info("%d messages in %d lists.", len(keys), len(list_ids))
         return sorted(keys)
 
@@ -157,7 +157,7 @@ class TapSync:
                 for stream, table in self.extractor.message_activity(batch.streams, msg_ids, batch.start):
                     self._emit(stream, table)
                 # The call is over: every pair came back, or was refused and recorded as skipped.
-                refused = {e.object_id for e in self.extractor.skipped if e.kind == "message"}
+                refused = self.extractor.refused_messages()
                 for stream in batch.streams:
                     progress[stream.name].done.update(msg_ids)
                     planner.record(stream, [m for m in msg_ids if m not in refused])
@@ -231,10 +231,6 @@ def _runs(
         else:
             runs.append((start, [key]))
     return [(start, tuple(keys)) for start, keys in runs]
-
-
-def _ints(table: pa.Table, column: str) -> list[int]:
-    return [int(v) for v in table.column(column).to_pylist()] if table.num_rows else []
 
 
 __all__ = ["PAIRS_PER_WORKER", "TapSync"]
