@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 import click
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings, parse_list_ids, parse_tables
+from listrak_sync.destinations import DEFAULT_DUCKDB_PATH
 from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, TransportError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
-from listrak_sync.runner import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, RunSummary, replicate
+from listrak_sync.runner import DEFAULT_DATASET, RunSummary, replicate
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 
 import duckdb
@@ -43,13 +42,13 @@ def run_demo(*, duckdb_path: str, scale: str = "small", echo: Callable[[str], No
         The run's summary.
     """
     start = EPOCH.strftime("%m/%d/%Y")
-    with Simulator(scale=scale) as sim, tempfile.TemporaryDirectory() as work:
+    with Simulator(scale=scale) as sim:
         echo(f"Simulator serving a {scale!r} account at {sim.url}")
         settings = Settings.from_mapping(
             {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": start, "endpoint": sim.url}
         )
         echo(f"Replicating everything since {start} into {duckdb_path} ...")
-        summary = replicate(settings, duckdb_path=duckdb_path, pipelines_dir=work)
+        summary = replicate(settings, duckdb_path=duckdb_path)
     echo(summary.render())
     echo("")
     echo(f"Try these queries (python -c \"import duckdb; print(duckdb.connect('{duckdb_path}').sql('...'))\"):")

@@ -1,26 +1,44 @@
 """Run a replication: the dlt pipeline around the source, and its summary.
 
-Each run lands atomically per table: rows load into a staging dataset first (dlt's
-``insert-from-staging`` replace, or a merge in an incremental run) and each destination table
-is replaced or merged in one transaction only after everything was extracted and normalized,
-together with the incremental plan in dlt's state. A run that fails or is killed part-way
-therefore leaves the previous tables and plan as they were; its unfinished load packages are
-dropped at the start of the next run, which works again from that last committed plan.
+What a run guarantees (each point is tested by killing runs at every load statement):
+
+- **Each table lands whole.** Rows load into a staging dataset first, then each destination
+  table is replaced (or, in an incremental run, merged) from it in one transaction
+  (see :mod:`listrak_sync.destinations` for DuckDB). A run killed at any point leaves every
+  table as the last complete load or the new one, never half of either.
+- **The plan lives with the data.** The incremental plan is dlt state, stored in the
+  destination in the same load as the rows and read back only from loads that completed.
+  Every run starts from a fresh, private dlt working folder, so nothing local can disagree
+  with the destination: a restored backup, another file or another machine all continue from
+  what that destination holds, and two runs into different datasets never share files.
+- **One writer per dataset.** A second run into the same dataset fails at once (exit 2).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.destination.reference import Destination
-from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.destinations.exceptions import DestinationConnectionError
 
 from listrak_sync.config import Settings
+from listrak_sync.destinations import (
+    Target,
+    check_dataset_name,
+    dataset_lock,
+    resolve_target,
+)
 from listrak_sync.errors import ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
 from listrak_sync.incremental import RunMode
@@ -30,9 +48,7 @@ from listrak_sync.streams import STREAM_NAMES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DUCKDB_PATH = "listrak.duckdb"
 DEFAULT_DATASET = "listrak"
-REPLACE_STRATEGY = "insert-from-staging"
 
 
 @dataclass
@@ -45,8 +61,10 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     destination: str = ""
+    location: str = ""
     dataset: str = ""
     mode: str = ""
+    incremental: bool = False
 
     @property
     def total_requests(self) -> int:
@@ -54,7 +72,14 @@ class RunSummary:
 
     def render(self) -> str:
         """The summary as the CLI prints it."""
-        lines = [f"Replicated into {self.destination} dataset {self.dataset!r} in {self.seconds:.1f}s ({self.mode})."]
+        where = self.location if self.location != self.destination else ""
+        lines = [
+            f"Replicated into {self.destination} {where + ' ' if where else ''}dataset {self.dataset!r} "
+            f"in {self.seconds:.1f}s ({self.mode})."
+        ]
+        if self.incremental:
+            lines.append("Rows loaded by this run (an incremental run re-reads only what changed; "
+                         "the tables hold everything):")
         width = max((len(n) for n in self.rows), default=10)
         lines += [f"  {name:<{width}}  {count:>10,} rows" for name, count in self.rows.items()]
         lines.append(f"Requests: {self.total_requests:,} ({self.retries} retried)")
@@ -73,40 +98,11 @@ class RunSummary:
             "skipped": self.skipped,
             "seconds": round(self.seconds, 3),
             "destination": self.destination,
+            "location": self.location,
             "dataset": self.dataset,
             "mode": self.mode,
+            "incremental": self.incremental,
         }
-
-
-def make_destination(name: str = "duckdb", *, duckdb_path: str | None = None) -> Destination:
-    """Resolve a dlt destination by name, set up for atomic table replacement.
-
-    Args:
-        name: a dlt destination name (``duckdb``, ``postgres``, ``filesystem``, ...).
-        duckdb_path: the DuckDB file, for ``duckdb``.
-
-    Returns:
-        A destination factory.
-
-    Raises:
-        ConfigError: no destination has that name.
-    """
-    options: dict[str, Any] = {"replace_strategy": REPLACE_STRATEGY}
-    if name == "duckdb":
-        options["credentials"] = duckdb_path or DEFAULT_DUCKDB_PATH
-    elif name == "filesystem":
-        options = {}  # files are replaced whole; staging tables do not apply
-    try:
-        factory = Destination.from_reference(name, **options)
-    except Exception as exc:  # dlt raises several types for an unknown or unloadable name
-        raise ConfigError(
-            f"Unknown or unavailable destination {name!r} ({type(exc).__name__}). "
-            "Use a dlt destination name such as duckdb, postgres or filesystem, and install its "
-            "extra (for example: pip install 'listrak-sync[postgres]')."
-        ) from None
-    if factory is None:
-        raise ConfigError("No destination given: use a dlt destination name such as duckdb or postgres.")
-    return factory
 
 
 def pipeline_name_for(dataset: str) -> str:
@@ -129,49 +125,54 @@ def replicate(
     Args:
         settings: validated settings.
         destination: a dlt destination name or factory.
-        duckdb_path: the DuckDB file, when ``destination`` is ``duckdb``.
+        duckdb_path: the DuckDB file, when ``destination`` is ``duckdb`` (relative to the
+            current directory; default ``listrak.duckdb``).
         dataset: the dataset (schema) to load into.
         client: a client to use (the caller may watch its counters); made here if not given.
-        pipelines_dir: where dlt keeps its working files (default: dlt's own).
+        pipelines_dir: dlt's working folder; by default a private temporary one per run,
+            removed afterwards (the destination holds everything a later run needs).
         full_refresh: re-pull and replace everything, even where an incremental run would do.
 
     Returns:
         The run's summary.
 
     Raises:
-        ListrakSyncError: the run failed; the destination is as it was before.
+        ConfigError: a bad destination, path or dataset name, or another run holds the dataset.
+        ListrakSyncError: the run failed; every table is as it was or fully loaded.
     """
     started = time.monotonic()
-    if isinstance(destination, str):
-        destination_name = destination
-        destination = make_destination(destination, duckdb_path=duckdb_path)
-    else:
-        destination_name = destination.destination_name
+    check_dataset_name(dataset)
+    target = resolve_target(destination, duckdb_path=duckdb_path)
+    # dlt reports usage to its makers unless told not to; we never phone home on our own.
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    # The staging copies are only needed during the load; keep the destination half the size.
+    os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
     modes: list[RunMode] = []
     own_client = client is None
     client = client or ListrakClient(settings)
     extractor = Extractor(client, settings)
-    pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name_for(dataset),
-        destination=destination,
-        dataset_name=dataset,
-        pipelines_dir=cast(str, pipelines_dir),  # None means dlt's default place
-    )
-    # Leftovers of a run that was killed part-way: drop them; this run redoes their work from
-    # the last committed plan.
-    abort = getattr(pipeline, "abort_packages", None) or pipeline.drop_pending_packages  # renamed in dlt 1.30
-    abort()
     try:
-        with _quiet_dlt():
-            pipeline.run(build_source(settings, client, extractor=extractor, full_refresh=full_refresh,
-                                      on_mode=modes.append))
-    except PipelineStepFailed as exc:
-        raise _unwrap(exc) from None
+        with dataset_lock(target, dataset), _working_dir(pipelines_dir) as workdir, _quiet_dlt():
+            pipeline = dlt.pipeline(
+                pipeline_name=pipeline_name_for(dataset),
+                destination=target.factory,
+                dataset_name=dataset,
+                pipelines_dir=workdir,
+            )
+            _step("sync", target, pipeline.sync_destination)
+            source = build_source(settings, client, extractor=extractor,
+                                  full_refresh=full_refresh or not target.incremental,
+                                  full_refresh_reason=None if target.incremental else
+                                  f"the {target.name} destination cannot merge, so every run replaces its tables",
+                                  on_mode=modes.append)
+            _step("extract", target, lambda: pipeline.extract(source))
+            _step("normalize", target, pipeline.normalize)
+            _step("load", target, pipeline.load)
+            trace = pipeline.last_trace
+            row_counts = dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
     finally:
         if own_client:
             client.close()
-    trace = pipeline.last_trace
-    row_counts = dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
     stats = client.stats.as_dict()
     return RunSummary(
         rows={name: int(row_counts.get(name, 0)) for name in settings.tables or STREAM_NAMES},
@@ -179,52 +180,128 @@ def replicate(
         retries=int(stats.get("retries", 0)),
         skipped=[str(e) for e in extractor.skipped],
         seconds=time.monotonic() - started,
-        destination=destination_name,
+        destination=target.name,
+        location=target.location,
         dataset=dataset,
-        mode=", ".join(("full refresh: " if m.full else "") + m.reason for m in modes),
+        mode=", ".join(("full refresh: " if m.full else "incremental: ") + m.reason for m in modes),
+        incremental=any(not m.full for m in modes),
     )
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    """The Listrak error inside dlt's wrapper, or a clean error naming the failed step."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ListrakSyncError):
+def _step(name: str, target: Target, action: Any) -> Any:
+    try:
+        return action()
+    except (ListrakSyncError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise _unwrap(exc, step=name, target=target) from None
+
+
+@contextmanager
+def _working_dir(given: str | None) -> Iterator[str]:
+    if given:
+        yield given
+        return
+    path = tempfile.mkdtemp(prefix="listrak-sync-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _unwrap(exc: BaseException, *, step: str | None = None, target: Target | None = None) -> BaseException:
+    """The error a user should see for a failure inside dlt: the cause first, in one line.
+
+    A Listrak error inside dlt's wrapper comes out as it is; an interrupt stays an interrupt;
+    missing destination settings and a destination that refuses the connection are
+    configuration errors (exit 2) naming what to set; anything else names the failed step.
+    """
+    destination = target.name if target else "destination"
+    for current in _chain(exc):
+        if isinstance(current, (ListrakSyncError, KeyboardInterrupt)):
             return current
         if isinstance(current, ConfigFieldMissingException):
-            missing = ", ".join(current.fields)
+            names = ", ".join(_missing_keys(current)) or ", ".join(current.fields)
             return ConfigError(
-                f"The destination is missing configuration ({missing}): give it the dlt way, e.g. "
-                "DESTINATION__POSTGRES__CREDENTIALS=postgresql://user:password@host:5432/db or .dlt/secrets.toml."
+                f"The {destination} destination is missing {names}. Set it the dlt way: an environment "
+                f"variable (e.g. DESTINATION__{destination.upper()}__CREDENTIALS=<connection string with "
+                f"its password>) or [destination.{destination}] in .dlt/secrets.toml."
             )
-        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
-    step = getattr(exc, "step", "run")
+        if isinstance(current, (DestinationConnectionError, DestinationUndefinedEntity)) or (
+            type(current).__module__.startswith(("psycopg2", "psycopg")) and "Operational" in type(current).__name__
+        ):
+            return ConfigError(
+                f"Cannot use the {destination} destination: {_first_line(current.__cause__ or current)}. "
+                f"Check its host, port, database and role in DESTINATION__{destination.upper()}__CREDENTIALS."
+            )
+    failed = step or getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)
-    text = str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__
     return ListrakSyncError(
-        f"The {step} step failed: {text}. The destination was left as it was; "
+        f"The {failed} step failed: {_first_line(inner)}. Every table holds its last complete load; "
         "fix the cause and run again."
     )
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
+
+
+def _missing_keys(error: ConfigFieldMissingException) -> list[str]:
+    """The innermost setting names dlt looked for and did not find (e.g. ``credentials.password``)."""
+    names: list[str] = []
+    for name, traces in error.traces.items():
+        inner = [key for trace in traces for key in getattr(trace, "traces", {})]
+        names += [f"{name}.{key}" for key in inner] or [name]
+    return sorted(set(names))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class _quiet_dlt:
-    """Keep dlt's own INFO chatter off the user's terminal unless they asked for DEBUG."""
+    """Route dlt's log records through our own logging: one format, redacted, only what matters.
+
+    dlt logs through its own handler (not ours, so not redacted) and warns about things we
+    handle on purpose. Its records are re-emitted under ``listrak_sync.dlt``: errors always,
+    warnings with ``-v``, everything with ``--debug``.
+    """
 
     def __enter__(self) -> None:
         self._logger = logging.getLogger("dlt")
         self._level = self._logger.level
-        if not log.isEnabledFor(logging.DEBUG):
-            self._logger.setLevel(logging.WARNING)
-        self._logger.addFilter(_json_text_notice)
+        debug = log.isEnabledFor(logging.DEBUG)
+        self._filter = _DltRecords(logging.DEBUG if debug else logging.WARNING if log.isEnabledFor(logging.INFO)
+                                   else logging.ERROR)
+        if debug:
+            self._logger.setLevel(logging.DEBUG)
+        self._logger.addFilter(self._filter)
 
     def __exit__(self, *exc: object) -> None:
         self._logger.setLevel(self._level)
-        self._logger.removeFilter(_json_text_notice)
+        self._logger.removeFilter(self._filter)
 
 
-def _json_text_notice(record: logging.LogRecord) -> bool:
-    # We hand dlt JSON text for json columns on purpose (every destination loads it); dlt
-    # warns that the Arrow type differs from the hint. Not news to the user.
-    return "when merging arrow schema with dlt schema" not in record.getMessage()
+class _DltRecords(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+        self.target = logging.getLogger("listrak_sync.dlt")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level and not _expected_notice(record):
+            self.target.handle(record)
+        return False  # dlt's own handler never prints
+
+
+def _expected_notice(record: logging.LogRecord) -> bool:
+    text = record.getMessage()
+    # We hand dlt JSON text for json columns on purpose (every destination loads it), and our
+    # DuckDB client qualifies names with the catalog, so a dataset may share the file's name.
+    return "when merging arrow schema with dlt schema" in text or "identical to the dataset name" in text

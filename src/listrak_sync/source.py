@@ -68,6 +68,7 @@ def build_source(
     *,
     extractor: Extractor | None = None,
     full_refresh: bool = False,
+    full_refresh_reason: str | None = None,
     on_mode: Callable[[RunMode], None] | None = None,
 ) -> DltSource:
     """Build the Listrak dlt source from explicit settings and a client.
@@ -80,12 +81,13 @@ def build_source(
         client: the SOAP client to use.
         extractor: an extractor over ``client``; made here when not given.
         full_refresh: replace every table even where an incremental run would do.
+        full_refresh_reason: why ``full_refresh`` is forced (for the summary), if not the user's request.
         on_mode: told the run's mode (full or incremental, and why) once it is decided.
 
     Returns:
         A dlt source with one resource per stream, restricted to ``settings.tables`` if set.
     """
-    run = _Run(extractor or Extractor(client, settings), settings, full_refresh, on_mode)
+    run = _Run(extractor or Extractor(client, settings), settings, full_refresh, on_mode, full_refresh_reason)
 
     @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
     def _listrak() -> list[DltResource]:
@@ -110,8 +112,10 @@ class _Run:
         settings: Settings,
         full_refresh: bool,
         on_mode: Callable[[RunMode], None] | None = None,
+        full_refresh_reason: str | None = None,
     ) -> None:
         self.on_mode = on_mode
+        self.full_refresh_reason = full_refresh_reason
         self.extractor = extractor
         self.settings = settings
         self.full_refresh = full_refresh
@@ -131,6 +135,8 @@ class _Run:
             full_refresh=self.full_refresh,
             full_recheck_days=self.settings.full_recheck_days,
         )
+        if self.mode.full and self.full_refresh_reason:
+            self.mode = RunMode(True, self.full_refresh_reason)
         log.info("Run mode: %s (%s)", "full refresh" if self.mode.full else "incremental", self.mode.reason)
         if self.on_mode:
             self.on_mode(self.mode)

@@ -1,0 +1,225 @@
+"""Destinations: a name and options become a dlt destination set up so that every run lands whole.
+
+What this module guarantees for the runner:
+
+- **DuckDB paths mean what they say.** A relative ``--duckdb`` path is resolved against the
+  current directory before dlt sees it (dlt would resolve it against its own working folder).
+  The file is checked before any request is sent: a missing or read-only directory, a
+  directory, a file that is not DuckDB, or a file another process holds open is a
+  :class:`~listrak_sync.errors.ConfigError` naming the path.
+- **Tables are swapped in transactions.** dlt copies staged rows into each table with
+  ``DELETE`` then ``INSERT``; for DuckDB it runs them in autocommit because the DuckDB
+  capabilities leave ``supports_transactions`` unset, so a kill between the two empties the
+  table. DuckDB has transactions; we say so, and each table is replaced or merged atomically.
+- **Any file name works with any dataset name.** dlt names DuckDB tables ``dataset.table``;
+  when the file's catalog has the dataset's name (``listrak.duckdb`` and ``listrak``) DuckDB
+  cannot tell catalog from schema. Our DuckDB client names tables ``catalog.dataset.table``.
+- **One run per dataset at a time.** :func:`dataset_lock` takes a lock on this machine; a
+  second run into the same place fails at once with one line instead of corrupting dlt's
+  working files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from dlt.common.destination.reference import Destination
+from dlt.destinations.impl.duckdb.duck import DuckDbClient
+from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from filelock import FileLock, Timeout
+
+from listrak_sync.errors import ConfigError
+
+DEFAULT_DUCKDB_PATH = "listrak.duckdb"
+REPLACE_STRATEGY = "insert-from-staging"
+# PostgreSQL's identifier limit; the other SQL destinations allow at least as much.
+_DATASET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run lands: the dlt destination and what the summary and the lock call it.
+
+    Attributes:
+        factory: the dlt destination factory to load with.
+        name: the destination's name (``duckdb``, ``postgres``, ...).
+        location: the absolute DuckDB file, or the destination's name for others.
+        incremental: whether the destination can merge; if not, every run replaces tables whole.
+    """
+
+    factory: Destination
+    name: str
+    location: str
+    incremental: bool
+
+
+def check_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a plain SQL identifier, else raise a ConfigError saying why."""
+    if not _DATASET_NAME.fullmatch(name or ""):
+        raise ConfigError(
+            f"Dataset name {name!r} is not usable: use letters, digits and underscores, starting "
+            "with a letter or underscore, at most 63 characters (for example listrak or listrak_brand_a)."
+        )
+    return name
+
+
+def resolve_target(destination: str | Destination = "duckdb", *, duckdb_path: str | None = None) -> Target:
+    """The destination a run loads into, checked and set up for atomic table swaps.
+
+    Args:
+        destination: a dlt destination name (``duckdb``, ``postgres``, ``filesystem``, ...) or factory.
+        duckdb_path: the DuckDB file for ``duckdb``, relative to the current directory.
+
+    Returns:
+        The target.
+
+    Raises:
+        ConfigError: an unknown destination, or a DuckDB path that cannot be written.
+    """
+    if not isinstance(destination, str):
+        return Target(destination, destination.destination_name, destination.destination_name,
+                      _can_merge(destination))
+    if destination == "duckdb":
+        path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH)
+        return Target(AtomicDuckDb(credentials=str(path), replace_strategy=REPLACE_STRATEGY,
+                                   destination_name="duckdb"),
+                      "duckdb", str(path), True)
+    options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY}
+    try:
+        factory = Destination.from_reference(destination, **options)
+    except Exception as exc:  # dlt raises several types for an unknown or unloadable name
+        raise ConfigError(
+            f"Unknown or unavailable destination {destination!r} ({type(exc).__name__}). "
+            "Use a dlt destination name such as duckdb, postgres or filesystem, and install its "
+            "extra (for example: pip install 'listrak-sync[postgres]')."
+        ) from None
+    if factory is None:
+        raise ConfigError("No destination given: use a dlt destination name such as duckdb or postgres.")
+    return Target(factory, destination, destination, _can_merge(factory))
+
+
+def _can_merge(factory: Destination) -> bool:
+    # Plain files cannot delete one message's rows: dlt "falls back to append", which doubles
+    # rows. Only destinations with a real delete-insert merge run incrementally.
+    if factory.destination_name == "filesystem":
+        return False
+    return "delete-insert" in (factory.capabilities().supported_merge_strategies or [])
+
+
+def duckdb_file(path: str) -> Path:
+    """The absolute DuckDB file for ``path``, after checking that a run can write it.
+
+    Raises:
+        ConfigError: the directory is missing or read-only, the path is a directory, the file
+            is not a DuckDB database, or another process holds it open.
+    """
+    resolved = Path(path).expanduser().absolute()
+    where = f"DuckDB file {str(resolved)!r}"
+    if resolved.is_dir():
+        raise ConfigError(f"The {where} is a directory. Pass a file name such as {resolved / 'listrak.duckdb'}.")
+    if not resolved.parent.is_dir():
+        raise ConfigError(f"The directory of the {where} does not exist. Create it or pass another --duckdb path.")
+    if not os.access(resolved.parent, os.W_OK) or (resolved.exists() and not os.access(resolved, os.W_OK)):
+        raise ConfigError(f"The {where} is not writable. Pass a --duckdb path in a directory you can write.")
+    if resolved.exists():
+        try:
+            duckdb.connect(str(resolved)).close()
+        except duckdb.Error as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                holder = re.search(r"PID \d+", text)
+                raise ConfigError(
+                    f"The {where} is open in another process{f' ({holder.group(0)})' if holder else ''}. "
+                    "Close it (DuckDB allows one writer) and run again."
+                ) from None
+            raise ConfigError(
+                f"The {where} cannot be opened as a DuckDB database ({text.splitlines()[0]}). "
+                "Pass another --duckdb path, or move the file away."
+            ) from None
+    return resolved
+
+
+class _CatalogQualifiedSqlClient(DuckDbSqlClient):
+    """Names tables ``catalog.dataset.table``, so a dataset may share its file's name."""
+
+    def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
+        # DuckDB names a file's catalog after the file name up to its first dot.
+        catalog = Path(str(self.credentials.database)).name.split(".")[0]
+        if not catalog or catalog.startswith(":"):
+            return None
+        if casefold:
+            catalog = self.capabilities.casefold_identifier(catalog)
+        return self.capabilities.escape_identifier(catalog) if quote else catalog
+
+
+class _AtomicDuckDbClient(DuckDbClient):
+    def __init__(self, schema: Any, config: Any, capabilities: Any) -> None:
+        super().__init__(schema, config, capabilities)
+        base = self.sql_client
+        self.sql_client = _CatalogQualifiedSqlClient(
+            base.dataset_name, base.staging_dataset_name, config.credentials, capabilities
+        )
+
+
+class AtomicDuckDb(duckdb_factory):
+    """dlt's DuckDB destination, with transactions and catalog-qualified table names."""
+
+    def _raw_capabilities(self) -> Any:
+        caps = super()._raw_capabilities()
+        caps.supports_transactions = True
+        return caps
+
+    @property
+    def client_class(self) -> Any:
+        return _AtomicDuckDbClient
+
+
+@contextmanager
+def dataset_lock(target: Target, dataset: str, *, scope: str = "") -> Iterator[None]:
+    """Hold this machine's lock on ``dataset`` at ``target`` for one run.
+
+    Args:
+        target: where the run lands.
+        dataset: the dataset it writes.
+        scope: narrows the lock (for example a list shard) where the destination allows
+            concurrent writers.
+
+    Raises:
+        ConfigError: another run holds the lock; it names the dataset.
+    """
+    key = hashlib.sha256(f"{target.name}\0{target.location}\0{dataset}\0{scope}".encode()).hexdigest()[:24]
+    lock_dir = Path(tempfile.gettempdir()) / "listrak-sync-locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_dir / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"Another listrak-sync run is writing dataset {dataset!r} at {target.location} right now. "
+            "Wait for it to finish, or use another --dataset."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+__all__ = [
+    "DEFAULT_DUCKDB_PATH",
+    "AtomicDuckDb",
+    "Target",
+    "check_dataset_name",
+    "dataset_lock",
+    "duckdb_file",
+    "resolve_target",
+]
