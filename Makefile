@@ -18,6 +18,12 @@ $(TARGET_JSONL): $(STAMP)
 	$(PYTHON) -m venv $(VENV)/targets/target-jsonl
 	$(VENV)/targets/target-jsonl/bin/python -m pip install -q target-jsonl
 
+# Meltano 4, in its own virtualenv, to run the README's Meltano project (tests/test_meltano.py).
+MELTANO := $(VENV)/targets/meltano/bin/meltano
+$(MELTANO):
+	$(PYTHON) -m venv $(VENV)/targets/meltano
+	$(VENV)/targets/meltano/bin/python -m pip install -q "meltano>=4,<5"
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -27,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 
-test: lint $(TARGET_JSONL)
+test: lint $(TARGET_JSONL) $(MELTANO)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
