@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from listrak_sync.config import Settings
 from listrak_sync.errors import ConfigError, ObjectRefusedError
+from listrak_sync.progress import RunProgress
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.soap.parse import arrow_schema, item_schema
 from listrak_sync.streams import RequestKind, Stream, children_of, get_stream
@@ -89,13 +90,23 @@ class Extractor:
         client: the SOAP client.
         settings: start date, window length, list filter, concurrency, source time zone.
         now: the current time, naive UTC or aware (default: the system clock); requests end here.
+        progress: counters to report rows and work units into (default: a private one, in
+            :attr:`progress`). A work unit is one (activity stream, message) pair or one list's
+            subscribed contacts; it is counted as planned when its batch starts and as done
+            when its rows are handed to the caller (or it was refused).
     """
 
     def __init__(
-        self, client: ListrakClient, settings: Settings, *, now: Callable[[], datetime] | None = None
+        self,
+        client: ListrakClient,
+        settings: Settings,
+        *,
+        now: Callable[[], datetime] | None = None,
+        progress: RunProgress | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
+        self.progress = progress if progress is not None else RunProgress()
         self.skipped: list[ObjectRefusedError] = []
         self._now = now or _utc_now
         self._zone = ZoneInfo(settings.source_timezone)
@@ -114,6 +125,7 @@ class Extractor:
         table = self.client.fetch(LISTS)
         wanted = self.settings.list_ids
         if wanted is None:
+            self.progress.add_rows(LISTS.name, table.num_rows)
             return table
         visible = column_ints(table, "ListID")
         unknown = [list_id for list_id in wanted if list_id not in visible]
@@ -123,7 +135,9 @@ class Extractor:
                 f"{self.settings.username!r}. Visible lists: {', '.join(map(str, visible)) or 'none'}. "
                 "Fix list_ids, or grant the user access under Manage > Accounts > User Manager."
             )
-        return table.filter(pc.is_in(table.column("ListID"), pa.array(wanted, pa.int64())))
+        table = table.filter(pc.is_in(table.column("ListID"), pa.array(wanted, pa.int64())))
+        self.progress.add_rows(LISTS.name, table.num_rows)
+        return table
 
     def messages(self, list_id: int, start: datetime | None = None) -> pa.Table:
         """Messages sent to one list from ``start`` (default: the start date) until now.
@@ -146,7 +160,9 @@ class Extractor:
             return arrow_schema(MESSAGES).empty_table()
         if not tables:
             return arrow_schema(MESSAGES).empty_table()
-        return _first_per_key(pa.concat_tables(tables), "MsgID")
+        table = _first_per_key(pa.concat_tables(tables), "MsgID")
+        self.progress.add_rows(MESSAGES.name, table.num_rows)
+        return table
 
     def subscribed_contacts(self, list_id: int, start: datetime | None = None) -> Iterator[pa.Table]:
         """Contacts subscribed to one list with an addition date from ``start`` on, page by page.
@@ -160,11 +176,15 @@ class Extractor:
         """
         first, end = self._range(start)
         params = request_params(SUBSCRIBED_CONTACTS, list_id, first, end)
+        self.progress.add_units(1)
         try:
             for page in self.client.iter_pages(SUBSCRIBED_CONTACTS, scope=("list", list_id), **params):
+                # Rows per page, not at the end: one list's contacts can take many pages.
+                self.progress.add_rows(SUBSCRIBED_CONTACTS.name, page.num_rows)
                 yield stamp(SUBSCRIBED_CONTACTS, page, list_id)
         except ObjectRefusedError as exc:
             self._skip(exc)
+        self.progress.unit_done(SUBSCRIBED_CONTACTS.name, 0)
 
     # -- per-message activity --------------------------------------------------------------------
 
@@ -193,8 +213,17 @@ class Extractor:
             if stream not in ACTIVITY_STREAMS:
                 raise ValueError(f"{stream.name} is not a per-message activity stream")
         first, end = self._range(start)
-        tasks = ((stream, msg_id) for msg_id in msg_ids for stream in streams)
+        tasks: Iterable[tuple[Stream, int]] = ((stream, msg_id) for msg_id in msg_ids for stream in streams)
+        if isinstance(msg_ids, Sized):
+            self.progress.add_units(len(streams) * len(msg_ids))
+        else:  # a lazy iterable: its units become known as they are queued
+            tasks = self._planned_one_by_one(tasks)
         yield from self._run_concurrently(tasks, first, end)
+
+    def _planned_one_by_one(self, tasks: Iterable[tuple[Stream, int]]) -> Iterator[tuple[Stream, int]]:
+        for task in tasks:
+            self.progress.add_units(1)
+            yield task
 
     def _run_concurrently(
         self, tasks: Iterable[tuple[Stream, int]], first: datetime, end: datetime
@@ -202,20 +231,22 @@ class Extractor:
         workers = self.settings.concurrency
         stop = threading.Event()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="listrak-activity")
-        pending: set[Future[tuple[Stream, pa.Table] | None]] = set()
+        pending: dict[Future[tuple[Stream, pa.Table] | None], Stream] = {}
         queue = iter(tasks)
         try:
             while True:
                 # A sliding window: enough queued work to keep every worker busy, no more.
                 for stream, msg_id in queue:
-                    pending.add(pool.submit(self._activity, stream, msg_id, first, end, stop))
+                    pending[pool.submit(self._activity, stream, msg_id, first, end, stop)] = stream
                     if len(pending) >= 2 * workers:
                         break
                 if not pending:
                     return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
+                    stream = pending.pop(future)
                     result = future.result()
+                    self.progress.unit_done(stream.name, 0 if result is None else result[1].num_rows)
                     if result is not None:
                         yield result
         finally:
