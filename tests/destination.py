@@ -55,7 +55,9 @@ def normalize(stream: Stream, rows: list[dict[str, Any]], *, listrak_names: bool
 def read_duckdb(path: str, dataset: str, table: str) -> list[dict[str, Any]]:
     with duckdb.connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
-        cursor = con.execute(f'SELECT * FROM "{dataset}"."{table}"')
+        catalog = con.execute("SELECT current_database()").fetchone()[0]
+        # catalog-qualified: the file may share the dataset's name (listrak.duckdb, listrak)
+        cursor = con.execute(f'SELECT * FROM "{catalog}"."{dataset}"."{table}"')
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from listrak_sync.cli import cli
-from listrak_sync.docs import TABLES_BEGIN, TABLES_END, tables_markdown
+from listrak_sync.docs import TABLES_BEGIN, TABLES_END, regenerate, tables_markdown
+from listrak_sync.run_settings import active_keys
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def test_table_reference_is_generated_from_the_stream_table() -> None:
     start, end = README.index(TABLES_BEGIN), README.index(TABLES_END) + len(TABLES_END)
-    assert README[start:end] == tables_markdown(), "run: python -m listrak_sync.docs, paste into README.md"
+    assert README[start:end] == tables_markdown(), "run: python -m listrak_sync.docs"
+
+
+def test_settings_reference_is_generated_from_the_settings_table() -> None:
+    assert regenerate(README) == README, "run: python -m listrak_sync.docs"
+    for key in active_keys():
+        assert f"| `{key.name}` |" in README and key.env in README
 
 
 def test_every_command_is_documented_with_help_and_an_example() -> None:

@@ -10,28 +10,39 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
-from listrak_sync.config import PRODUCTION_ENDPOINT, Settings, parse_list_ids, parse_tables
-from listrak_sync.destinations import DEFAULT_DUCKDB_PATH
+from listrak_sync.config import Settings
+from listrak_sync.docs import column_name
 from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, TransportError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
-from listrak_sync.runner import DEFAULT_DATASET, RunSummary, replicate
+from listrak_sync.progress import RunProgress, display
+from listrak_sync.run_settings import KEYS, RunTarget, active_keys, gather
+from listrak_sync.runner import replicate
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("listrak_sync")
 
-
 REDACT = RedactingFilter()
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+INTERRUPTED = "Interrupted: the destination holds the last complete load of every table; run again to continue."
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run unwinds as it does on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
 
 
 def _setup_logging(debug: bool, verbose: bool) -> None:
@@ -54,8 +65,13 @@ def _errors(debug: bool) -> Iterator[None]:
         yield
     except (click.exceptions.Exit, click.ClickException, click.Abort):
         raise
-    except KeyboardInterrupt:
-        _fail("Interrupted. The destination was left as it was before this run.", 130)
+    except KeyboardInterrupt as exc:
+        click.echo(f"Error: {INTERRUPTED}", err=True)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        # Worker threads may be waiting on the network; nothing they hold needs them to finish
+        # (the destination is transactional and the working folder is already removed).
+        os._exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
     except ListrakSyncError as exc:
         _report(exc, debug)
         _fail(str(exc), exit_code(exc))
@@ -69,66 +85,65 @@ def _report(exc: BaseException, debug: bool) -> None:
         log.error("failed", exc_info=exc)
 
 
-# ---------------------------------------------------------------- settings from the environment
+# ---------------------------------------------------------------- settings
 
 
-def _secret_from_dlt(key: str) -> str | None:
-    try:
-        import dlt
-
-        value: Any = dlt.secrets.get(f"sources.listrak.{key}")
-    except Exception:
-        return None
-    return str(value) if value else None
-
-
-def _credentials(username: str | None) -> tuple[str, str]:
-    username = username or os.environ.get("LISTRAK_USERNAME") or _secret_from_dlt("username")
-    password = os.environ.get("LISTRAK_PASSWORD") or _secret_from_dlt("password")
+def _credentials(values: dict[str, Any]) -> None:
+    """Prompt for a missing username or password on a terminal; register the password for redaction."""
     interactive = sys.stdin.isatty()
-    if not username:
+    if not values.get("username"):
         if not interactive:
             raise ConfigError(
                 "No Listrak username. Set LISTRAK_USERNAME, pass --username, or add "
                 "username under [sources.listrak] in .dlt/secrets.toml."
             )
-        username = click.prompt("Listrak username")
-    if not password:
+        values["username"] = click.prompt("Listrak username")
+    if not values.get("password"):
         if not interactive:
             raise ConfigError(
                 "No Listrak password. Set LISTRAK_PASSWORD or add password under "
                 "[sources.listrak] in .dlt/secrets.toml (there is no password flag, by design)."
             )
-        password = click.prompt("Listrak password", hide_input=True)
-    REDACT.secrets.add(password)
-    return username, password
+        values["password"] = click.prompt("Listrak password", hide_input=True)
+    REDACT.secrets.add(str(values["password"]))
 
 
-def _settings(
-    *, username: str | None, start_date: str | None, require_start: bool = True, **options: Any
-) -> Settings:
-    user, password = _credentials(username)
-    start = start_date or os.environ.get("LISTRAK_START_DATE") or _secret_from_dlt("start_date")
-    if not start:
+def _settings(flags: dict[str, Any], *, require_start: bool = True) -> tuple[Settings, RunTarget]:
+    """Settings and target from the flags, LISTRAK_* and dlt's configuration (see run_settings)."""
+    values, target = gather(flags)
+    _credentials(values)
+    if "start_date" not in values:
         if require_start:
             raise ConfigError(
                 "No start date. Pass --start-date MM/DD/YYYY (or YYYY-MM-DD), or set LISTRAK_START_DATE."
             )
-        start = "01/01/2000"
-    values = {k: v for k, v in options.items() if v is not None}
-    return Settings.from_mapping({**values, "username": user, "password": password, "start_date": start})
+        values["start_date"] = "01/01/2000"
+    return Settings.from_mapping(values), target
 
 
-def common_options(func: F) -> F:
-    """Options every command that talks to Listrak takes."""
-    func = click.option("--username", help="Listrak API user (default: $LISTRAK_USERNAME).")(func)
-    func = click.option(
-        "--endpoint",
-        default=lambda: os.environ.get("LISTRAK_ENDPOINT", PRODUCTION_ENDPOINT),
-        show_default="$LISTRAK_ENDPOINT or production",
-        help="SOAP endpoint URL (production, a proxy, or the simulator).",
-    )(func)
-    return func
+def _key_options(names: tuple[str, ...]) -> Callable[[F], F]:
+    """Flags for settings keys, generated from the settings table (no defaults: see run_settings)."""
+    def decorate(func: F) -> F:
+        for key in reversed([k for k in active_keys() if k.flag and k.name in names]):
+            func = click.option(key.flag, key.name, help=f"{key.help} (${key.env}; default {key.default}).")(func)
+        return func
+
+    return decorate
+
+
+def _log_options(func: F) -> F:
+    """-v/--debug, also accepted after the command name."""
+    func = click.option("--debug", is_flag=True, default=None, help="Log everything (password redacted), tracebacks.")(
+        func)
+    return click.option("-v", "--verbose", is_flag=True, default=None, help="Log progress at INFO level.")(func)
+
+
+def _logging_from(ctx: click.Context, debug: bool | None, verbose: bool | None) -> bool:
+    """Apply -v/--debug given after the command name; returns whether --debug is on."""
+    debug = bool(debug) or ctx.obj["debug"]
+    if debug or verbose:
+        _setup_logging(debug, bool(verbose) or ctx.obj["verbose"])
+    return debug
 
 
 # ---------------------------------------------------------------- commands
@@ -149,13 +164,14 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
       listrak-sync run --start-date 01/01/2024
     """
     _setup_logging(debug, verbose)
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "verbose": verbose}
 
 
 @cli.command()
-@common_options
+@_key_options(("username", "endpoint"))
+@_log_options
 @click.pass_context
-def check(ctx: click.Context, username: str | None, endpoint: str) -> None:
+def check(ctx: click.Context, debug: bool | None, verbose: bool | None, **flags: Any) -> None:
     """Test the connection with one cheap call and list the lists the user can see.
 
     \b
@@ -164,8 +180,8 @@ def check(ctx: click.Context, username: str | None, endpoint: str) -> None:
     """
     from listrak_sync.extract import Extractor
 
-    with _errors(ctx.obj["debug"]):
-        settings = _settings(username=username, start_date=None, require_start=False, endpoint=endpoint)
+    with _errors(_logging_from(ctx, debug, verbose)):
+        settings, _ = _settings(flags, require_start=False)
         with ListrakClient(settings) as client, _unreachable_is_config(client):
             lists = Extractor(client, settings).lists()
         rows = lists.select(["ListID", "ListName"]).to_pylist()
@@ -186,17 +202,23 @@ def discover(as_json: bool) -> None:
 
     \b
     Example:
-      listrak-sync discover --json > catalog.json
+      listrak-sync discover
+      listrak-sync discover --json > tables.json
+
+    Columns are shown as the destination names them, with the Listrak field beside. This is
+    not a Singer catalog: for one, run `tap-listrak --discover`.
     """
     if as_json:
         click.echo(json.dumps(describe_streams(), indent=2))
         return
     for stream in STREAMS:
         parent = f", per row of {stream.parent}" if stream.parent else ""
-        click.echo(f"{stream.name}  (key: {', '.join(stream.key)}; {stream.operation}{parent})")
+        key = ", ".join(column_name(k) for k in stream.key)
+        click.echo(f"{stream.name}  (key: {key}; {stream.operation}{parent})")
         click.echo(f"  {stream.description}")
         for column in stream.table_columns:
-            click.echo(f"    {column.name:<28} {column.type.value:<10} {column.description}")
+            field = ".".join(column.path)
+            click.echo(f"    {column_name(column.name):<30} {column.type.value:<10} {field:<30} {column.description}")
         click.echo()
 
 
@@ -208,10 +230,11 @@ def describe_streams() -> list[dict[str, Any]]:
             "description": s.description,
             "operation": s.operation,
             "parent": s.parent,
-            "key": list(s.key),
-            "cursor": s.cursor,
+            "key": [column_name(k) for k in s.key],
+            "cursor": column_name(s.cursor) if s.cursor else None,
             "columns": [
-                {"name": c.name, "type": c.type.value, "nullable": c.nullable, "description": c.description}
+                {"name": column_name(c.name), "listrak_field": ".".join(c.path), "type": c.type.value,
+                 "nullable": c.nullable, "description": c.description}
                 for c in s.table_columns
             ],
         }
@@ -219,56 +242,34 @@ def describe_streams() -> list[dict[str, Any]]:
     ]
 
 
-def _run_options(func: F) -> F:
-    options = [
-        click.option("--start-date", help="Earliest data: MM/DD/YYYY or YYYY-MM-DD ($LISTRAK_START_DATE)."),
-        click.option("--tables", help="Comma-separated tables to replicate (default: all nine)."),
-        click.option("--lists", "list_ids", help="Comma-separated list IDs (default: every visible list)."),
-        click.option("--destination", default="duckdb", show_default=True, help="A dlt destination name."),
-        click.option("--duckdb", "duckdb_path", default=DEFAULT_DUCKDB_PATH, show_default=True,
-                     help="DuckDB file, for the duckdb destination."),
-        click.option("--dataset", default=DEFAULT_DATASET, show_default=True, help="Dataset (schema) name."),
-        click.option("--concurrency", type=int, help="Most requests in flight at once (default 8)."),
-        click.option("--full-refresh", is_flag=True, help="Re-pull everything instead of only what changed."),
-        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+_RUN_KEYS = tuple(k.name for k in KEYS if k.name not in ("username", "password"))
 
 
 @cli.command()
-@common_options
-@_run_options
+@_key_options(("username", *_RUN_KEYS))
+@click.option("--full-refresh", is_flag=True, help="Re-pull everything instead of only what changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_log_options
 @click.pass_context
-def run(ctx: click.Context, username: str | None, endpoint: str, start_date: str | None, tables: str | None,
-        list_ids: str | None, destination: str, duckdb_path: str, dataset: str, concurrency: int | None,
-        full_refresh: bool, as_json: bool) -> None:
+def run(ctx: click.Context, full_refresh: bool, as_json: bool, debug: bool | None, verbose: bool | None,
+        **flags: Any) -> None:
     """Replicate the account into the destination.
 
-    Credentials come from LISTRAK_USERNAME / LISTRAK_PASSWORD, .dlt/secrets.toml, or a prompt.
+    Every setting also comes from LISTRAK_<KEY>, SOURCES__LISTRAK__<KEY> or [sources.listrak]
+    in .dlt/config.toml / secrets.toml; credentials may be prompted for on a terminal.
 
     \b
     Example:
-      listrak-sync run --start-date 01/01/2024 --duckdb listrak.duckdb
+      listrak-sync run --start-date 01/01/2024
       listrak-sync run --start-date 2024-01-01 --destination postgres --tables lists,messages
     """
-    with _errors(ctx.obj["debug"]):
-        settings = _settings(
-            username=username, start_date=start_date, endpoint=endpoint, concurrency=concurrency,
-            tables=parse_tables(tables) if tables else None,
-            list_ids=parse_list_ids(list_ids) if list_ids else None,
-        )
-        summary = _replicate_with_progress(settings, destination, duckdb_path, dataset, full_refresh)
-        _print_summary(summary, as_json)
-
-
-def _replicate_with_progress(
-    settings: Settings, destination: str, duckdb_path: str, dataset: str, full_refresh: bool
-) -> RunSummary:
-    with ListrakClient(settings) as client, _unreachable_is_config(client), _progress(client):
-        return replicate(settings, destination=destination, duckdb_path=duckdb_path, dataset=dataset,
-                         client=client, full_refresh=full_refresh)
+    with _errors(_logging_from(ctx, debug, verbose)):
+        settings, target = _settings(flags)
+        with ListrakClient(settings) as client, _unreachable_is_config(client), _progress(client) as progress:
+            summary = replicate(settings, destination=target.destination, duckdb_path=target.duckdb,
+                                dataset=target.dataset, client=client, full_refresh=full_refresh,
+                                progress=progress)
+        click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else summary.render())
 
 
 @contextmanager
@@ -283,35 +284,11 @@ def _unreachable_is_config(client: ListrakClient) -> Iterator[None]:
 
 
 @contextmanager
-def _progress(client: ListrakClient) -> Iterator[None]:
-    """A live status line on a terminal; nothing (plain log lines only) otherwise."""
-    if not sys.stderr.isatty():
-        yield
-        return
-    stop = threading.Event()
-    started = time.monotonic()
-
-    def show() -> None:
-        while not stop.wait(0.5):
-            stats = client.stats.as_dict()
-            done = sum(stats.get("requests", {}).values())
-            sys.stderr.write(
-                f"\r  {done} requests, {stats.get('retries', 0)} retries, {time.monotonic() - started:5.1f}s "
-            )
-            sys.stderr.flush()
-
-    thread = threading.Thread(target=show, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        sys.stderr.write("\r\033[K")
-
-
-def _print_summary(summary: RunSummary, as_json: bool) -> None:
-    click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else summary.render())
+def _progress(client: ListrakClient) -> Iterator[RunProgress]:
+    """A live display on a terminal; an INFO heartbeat line every 30 s otherwise."""
+    progress = RunProgress()
+    with display(progress, client.stats.as_dict):
+        yield progress
 
 
 @cli.command()
@@ -343,6 +320,7 @@ _mount_simulator()
 
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     cli(prog_name="listrak-sync")
 
 

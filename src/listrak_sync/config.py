@@ -134,7 +134,7 @@ def parse_list_ids(value: str | Iterable[Any]) -> tuple[int, ...]:
         if isinstance(item, bool) or not text.isdigit() or int(text) < 1:
             raise ConfigError(
                 f"List ID {item!r} is not a positive whole number. Pass list IDs as numbers "
-                "separated by commas, e.g. 12,34 (see `listrak-sync lists` for the IDs)."
+                "separated by commas, e.g. 12,34 (`listrak-sync check` lists the IDs)."
             )
         if int(text) not in ids:
             ids.append(int(text))

@@ -41,6 +41,7 @@ from filelock import FileLock, Timeout
 from listrak_sync.errors import ConfigError
 
 DEFAULT_DUCKDB_PATH = "listrak.duckdb"
+DEFAULT_DATASET = "listrak"
 REPLACE_STRATEGY = "insert-from-staging"
 # PostgreSQL's identifier limit; the other SQL destinations allow at least as much.
 _DATASET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -215,6 +216,7 @@ def dataset_lock(target: Target, dataset: str, *, scope: str = "") -> Iterator[N
 
 
 __all__ = [
+    "DEFAULT_DATASET",
     "DEFAULT_DUCKDB_PATH",
     "AtomicDuckDb",
     "Target",

@@ -34,6 +34,7 @@ from dlt.destinations.exceptions import DestinationConnectionError
 
 from listrak_sync.config import Settings
 from listrak_sync.destinations import (
+    DEFAULT_DATASET,
     Target,
     check_dataset_name,
     dataset_lock,
@@ -42,13 +43,12 @@ from listrak_sync.destinations import (
 from listrak_sync.errors import ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
 from listrak_sync.incremental import RunMode
+from listrak_sync.progress import RunProgress
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.source import build_source
 from listrak_sync.streams import STREAM_NAMES
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DATASET = "listrak"
 
 
 @dataclass
@@ -119,6 +119,7 @@ def replicate(
     client: ListrakClient | None = None,
     pipelines_dir: str | None = None,
     full_refresh: bool = False,
+    progress: RunProgress | None = None,
 ) -> RunSummary:
     """Replicate the account into the destination and report what happened.
 
@@ -132,6 +133,7 @@ def replicate(
         pipelines_dir: dlt's working folder; by default a private temporary one per run,
             removed afterwards (the destination holds everything a later run needs).
         full_refresh: re-pull and replace everything, even where an incremental run would do.
+        progress: told the run's phases, planned work and rows as they happen.
 
     Returns:
         The run's summary.
@@ -150,7 +152,8 @@ def replicate(
     modes: list[RunMode] = []
     own_client = client is None
     client = client or ListrakClient(settings)
-    extractor = Extractor(client, settings)
+    progress = progress or RunProgress()
+    extractor = Extractor(client, settings, progress=progress)
     try:
         with dataset_lock(target, dataset), _working_dir(pipelines_dir) as workdir, _quiet_dlt():
             pipeline = dlt.pipeline(
@@ -159,15 +162,20 @@ def replicate(
                 dataset_name=dataset,
                 pipelines_dir=workdir,
             )
+            progress.phase("connecting")
             _step("sync", target, pipeline.sync_destination)
             source = build_source(settings, client, extractor=extractor,
                                   full_refresh=full_refresh or not target.incremental,
                                   full_refresh_reason=None if target.incremental else
                                   f"the {target.name} destination cannot merge, so every run replaces its tables",
                                   on_mode=modes.append)
+            progress.phase("extract")
             _step("extract", target, lambda: pipeline.extract(source))
+            progress.phase("normalize")
             _step("normalize", target, pipeline.normalize)
+            progress.phase("load")
             _step("load", target, pipeline.load)
+            progress.phase("done")
             trace = pipeline.last_trace
             row_counts = dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
     finally:
@@ -202,7 +210,7 @@ def _working_dir(given: str | None) -> Iterator[str]:
     if given:
         yield given
         return
-    path = tempfile.mkdtemp(prefix="listrak-sync-")
+    path = tempfile.mkdtemp(prefix="listrak-sync-run-")
     try:
         yield path
     finally:
