@@ -32,3 +32,12 @@ def test_quick_start_comes_first() -> None:
     quick = README.index("## Quick start")
     assert README.index("make demo") > quick and README.index("make test") > quick
     assert quick < README.index("## Configuration")
+
+
+def test_every_setting_has_a_key_in_the_settings_table() -> None:
+    import dataclasses
+
+    from listrak_sync.config import Settings
+
+    keyed = {key.field or key.name for key in active_keys()}
+    assert {f.name for f in dataclasses.fields(Settings)} <= keyed

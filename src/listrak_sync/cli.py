@@ -124,8 +124,10 @@ def _settings(flags: dict[str, Any], *, require_start: bool = True) -> tuple[Set
 def _key_options(names: tuple[str, ...]) -> Callable[[F], F]:
     """Flags for settings keys, generated from the settings table (no defaults: see run_settings)."""
     def decorate(func: F) -> F:
-        for key in reversed([k for k in active_keys() if k.flag and k.name in names]):
-            func = click.option(key.flag, key.name, help=f"{key.help} (${key.env}; default {key.default}).")(func)
+        for key in reversed([k for k in active_keys() if k.name in names]):
+            if key.flag:
+                text = f"{key.help} ${key.env}; default {key.default_text}.".replace("`", "")
+                func = click.option(key.flag, key.name, help=text)(func)
         return func
 
     return decorate

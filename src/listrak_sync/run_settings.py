@@ -30,48 +30,64 @@ SECTION = ("sources", "listrak")
 
 @dataclass(frozen=True)
 class Key:
-    """One setting: its name everywhere, the ``run`` flag (if any), its default and meaning."""
+    """One setting: its name everywhere, the ``run`` flag (if any), its meaning and default.
+
+    The default shown is the :class:`Settings` field's own default (with ``unit``), unless
+    ``default`` describes one that is not a plain value.
+    """
 
     name: str
     flag: str | None
-    default: str
     help: str
-    field: str | None = None  # the Settings field it fills, if not ``name``; None for run-level keys
+    default: str | None = None
+    unit: str = ""
+    field: str | None = None  # the Settings field it fills, if not ``name``
 
     @property
     def env(self) -> str:
         return f"LISTRAK_{self.name.upper()}"
 
+    @property
+    def default_text(self) -> str:
+        if self.default is not None:
+            return self.default
+        value = _FIELD_DEFAULTS[self.field or self.name]
+        shown = str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else value
+        return f"`{shown}`{' ' + self.unit if self.unit else ''}"
+
 
 _RUN_LEVEL = ("destination", "duckdb", "dataset")
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 KEYS: tuple[Key, ...] = (
-    Key("username", "--username", "prompt on a terminal", "Listrak API user."),
-    Key("password", None, "prompt on a terminal", "Its password. No flag, by design: keep it out of shell history."),
-    Key("start_date", "--start-date", "required", "Earliest data: `MM/DD/YYYY`, `YYYY-MM-DD` or an ISO timestamp."),
-    Key("endpoint", "--endpoint", "production", f"SOAP endpoint: `{PRODUCTION_ENDPOINT}`, a proxy or the simulator."),
-    Key("tables", "--tables", "all nine", "Tables to replicate, comma-separated (`lists,messages`)."),
-    Key("lists", "--lists", "every list the user can see", "List IDs to replicate, comma-separated.",
+    Key("username", "--username", "Listrak API user.", "prompt on a terminal"),
+    Key("password", None, "Its password. No flag, by design: keep it out of shell history.", "prompt on a terminal"),
+    Key("start_date", "--start-date", "Earliest data: `MM/DD/YYYY`, `YYYY-MM-DD` or an ISO timestamp.", "required"),
+    Key("endpoint", "--endpoint", "SOAP endpoint: production, a proxy or the simulator.",
+        f"`{PRODUCTION_ENDPOINT}`"),
+    Key("tables", "--tables", "Tables to replicate, comma-separated (`lists,messages`).", "all nine"),
+    Key("lists", "--lists", "List IDs to replicate, comma-separated.", "every list the user can see",
         field="list_ids"),
-    Key("destination", "--destination", "`duckdb`", "A dlt destination name (`postgres`, `filesystem`, ...); "
-        "its credentials the dlt way (`DESTINATION__POSTGRES__CREDENTIALS`)."),
-    Key("duckdb", "--duckdb", f"`{DEFAULT_DUCKDB_PATH}`", "DuckDB file, relative to the current directory."),
-    Key("dataset", "--dataset", f"`{DEFAULT_DATASET}`", "Dataset (schema) to load into."),
-    Key("concurrency", "--concurrency", "`8`", "Most requests in flight; halves by itself on 503/429."),
-    Key("connect_timeout", "--connect-timeout", "`10` s", "Seconds to wait for a connection."),
-    Key("read_timeout", "--read-timeout", "`120` s", "Seconds to wait for each read of a response."),
-    Key("request_deadline", "--request-deadline", "`300` s", "Seconds one whole request may take, body included."),
-    Key("max_response_bytes", "--max-response-bytes", "256 MiB", "Largest response accepted (after decompression)."),
-    Key("max_retries", "--max-retries", "`8`", "Retries of one request after a transient failure."),
-    Key("retry_budget_seconds", "--retry-budget", "`600` s", "Total time one request may spend retrying."),
-    Key("backoff_base", None, "`0.5` s", "First retry delay (exponential, full jitter)."),
-    Key("backoff_max", None, "`30` s", "Longest retry delay."),
-    Key("interval_days", None, "`365`", "Days per message-report window."),
-    Key("include_test_messages", None, "`true`", "Include test sends in `messages`."),
-    Key("source_timezone", None, "`UTC`", "Zone of Listrak's zone-less dates (e.g. `America/New_York`)."),
-    Key("trust_short_pages", None, "`true`", "A page shorter than a proven page size is the last one."),
-    Key("trust_counters", None, "`true`", "Skip a message's report while its counter stands still."),
-    Key("send_settle_hours", None, "`24`", "Hours after which a send's recipients are final."),
-    Key("full_recheck_days", None, "`7`", "Days between periodic full refreshes (0: always)."),
+    Key("destination", "--destination", "A dlt destination name (`postgres`, `filesystem`, ...); its "
+        "credentials the dlt way (`DESTINATION__POSTGRES__CREDENTIALS`).", "`duckdb`"),
+    Key("duckdb", "--duckdb", "DuckDB file, relative to the current directory.", f"`{DEFAULT_DUCKDB_PATH}`"),
+    Key("dataset", "--dataset", "Dataset (schema) to load into.", f"`{DEFAULT_DATASET}`"),
+    Key("concurrency", "--concurrency", "Most requests in flight; halves by itself on 503/429."),
+    Key("connect_timeout", "--connect-timeout", "Seconds to wait for a connection.", unit="s"),
+    Key("read_timeout", "--read-timeout", "Seconds to wait for each read of a response.", unit="s"),
+    Key("request_deadline", "--request-deadline", "Seconds one whole request may take, body included.", unit="s"),
+    Key("max_response_bytes", "--max-response-bytes", "Largest response accepted, counted after decompression.",
+        unit="bytes"),
+    Key("max_retries", "--max-retries", "Retries of one request after a transient failure."),
+    Key("retry_budget_seconds", "--retry-budget-seconds", "Total time one request may spend retrying.", unit="s"),
+    Key("backoff_base", None, "First retry delay (exponential, full jitter).", unit="s"),
+    Key("backoff_max", None, "Longest retry delay.", unit="s"),
+    Key("interval_days", None, "Days per message-report window."),
+    Key("include_test_messages", None, "Include test sends in `messages`."),
+    Key("source_timezone", None, "Zone of Listrak's zone-less dates (e.g. `America/New_York`)."),
+    Key("trust_short_pages", None, "A page shorter than a proven page size is the last one."),
+    Key("trust_counters", None, "Skip a message's report while its counter stands still."),
+    Key("send_settle_hours", None, "Hours after which a send's recipients are final."),
+    Key("full_recheck_days", None, "Days between periodic full refreshes (0: every run)."),
 )
 
 
@@ -129,7 +145,7 @@ def _from_dlt(name: str) -> Any:
 
     path = ".".join((*SECTION, name))
     try:
-        value = dlt.secrets.get(path)
+        value: Any = dlt.secrets.get(path)
         if value is None:
             value = dlt.config.get(path)
     except Exception as exc:  # a malformed TOML file, for instance
@@ -180,7 +196,7 @@ def settings_markdown() -> str:
     rows = ["| key | `run` flag | environment | default | meaning |", "|---|---|---|---|---|"]
     for key in active_keys():
         flag = f"`{key.flag}`" if key.flag else ""
-        rows.append(f"| `{key.name}` | {flag} | `{key.env}` | {key.default} | {key.help} |")
+        rows.append(f"| `{key.name}` | {flag} | `{key.env}` | {key.default_text} | {key.help} |")
     return "\n".join(rows)
 
 
