@@ -234,7 +234,9 @@ def display(
             exactly when ``stream`` is a terminal.
         heartbeat_seconds: seconds between log lines off a terminal.
         stream: where the live display draws (default: ``sys.stderr`` at call time); log lines
-            go through logging, not here.
+            go through logging, not here. The heartbeat is logged at INFO even when the root
+            logger is at WARNING (the CLI's default); give the ``listrak_sync.progress`` logger
+            a level of its own to decide otherwise.
 
     Raises:
         ValueError: ``heartbeat_seconds`` is not positive.
@@ -268,6 +270,10 @@ def _heartbeat(progress: RunProgress, stats: Stats, seconds: float) -> Iterator[
             snap = progress.snapshot(stats())
             log.info("progress: %s %s", snap.phase, describe(snap))
 
+    # Asked for a heartbeat, the caller gets one; a level set on this logger on purpose stays.
+    inherits_level = log.level == logging.NOTSET
+    if inherits_level:
+        log.setLevel(logging.INFO)
     unwatch = progress.watch(on_phase)
     thread = threading.Thread(target=beat, name="listrak-progress", daemon=True)
     thread.start()
@@ -277,6 +283,8 @@ def _heartbeat(progress: RunProgress, stats: Stats, seconds: float) -> Iterator[
         unwatch()
         stop.set()
         thread.join()
+        if inherits_level:
+            log.setLevel(logging.NOTSET)
 
 
 class _LiveLine:
