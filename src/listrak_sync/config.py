@@ -182,7 +182,15 @@ class Settings:
     concurrency: int = 8
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
-    max_retries: int = 5
+    # One whole HTTP exchange, body included: read_timeout alone is per read, so a server
+    # trickling a byte every few seconds would never time out.
+    request_deadline: float = 300.0
+    # Counted decompressed; a 2,500-row page of the widest report is ~700 kB.
+    max_response_bytes: int = 256 * 1024 * 1024
+    # 24 retries of full-jitter backoff capped at 30 s sleep ~290 s on average, so a 120 s
+    # outage is bridged (P(not) ~ 1e-5); the budget bounds how long one request may keep trying.
+    max_retries: int = 24
+    retry_budget_seconds: float = 600.0
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     interval_days: int = 365
@@ -221,6 +229,20 @@ class Settings:
             )
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must be 0 or more, got {self.max_retries}.")
+        if not self.request_deadline >= self.read_timeout:
+            raise ConfigError(
+                f"request_deadline ({self.request_deadline}s, one whole request) must not be below "
+                f"read_timeout ({self.read_timeout}s, each read); raise it or lower read_timeout."
+            )
+        if self.max_response_bytes < 1024:
+            raise ConfigError(
+                f"max_response_bytes must be at least 1024 bytes, got {self.max_response_bytes}. "
+                "The default is 268435456 (256 MiB)."
+            )
+        if self.retry_budget_seconds < 0:
+            raise ConfigError(
+                f"retry_budget_seconds must be 0 or more seconds, got {self.retry_budget_seconds}."
+            )
         if self.interval_days < 1:
             raise ConfigError(f"interval_days must be at least 1, got {self.interval_days}.")
         _check_timezone(self.source_timezone)
@@ -327,7 +349,10 @@ _COERCE = {
     "concurrency": _as_int,
     "connect_timeout": _as_float,
     "read_timeout": _as_float,
+    "request_deadline": _as_float,
+    "max_response_bytes": _as_int,
     "max_retries": _as_int,
+    "retry_budget_seconds": _as_float,
     "backoff_base": _as_float,
     "backoff_max": _as_float,
     "interval_days": _as_int,

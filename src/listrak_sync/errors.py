@@ -5,21 +5,23 @@
     ListrakSyncError
     ├── TerminalError               stop: retrying cannot help
     │   ├── ConfigError             bad settings or usage           (CLI exit 2)
+    │   │   └── WrongEndpointError        the endpoint is not the Listrak SOAP service
     │   ├── AccessError             the service refuses the caller  (CLI exit 3)
     │   │   ├── InvalidLogonError         [InvalidLogonAttempt]
     │   │   ├── LoginAttemptsExceededError [LoginAttemptsExceeded]
     │   │   └── ProhibitedIPError         [ProhibitedIPAddress]
-    │   └── ServiceFaultError       any other fault the service says is the caller's
+    │   ├── ServiceFaultError       any other fault the service says is the caller's
+    │   └── ResponseTooLargeError   a response outgrew max_response_bytes
     ├── ObjectRefusedError          one list or message refused: warn, skip it, go on
     └── TransientError              retry with backoff
-        ├── TransportError          cannot connect, timeout, dropped connection
+        ├── TransportError          cannot connect, timeout, request_deadline, dropped connection
         ├── ServiceUnavailableError HTTP 503/429 or overload: back off as a whole
         ├── ServerFaultError        soap:Server fault without a known token, other 5xx
         └── MalformedResponseError  unparseable or truncated XML
 
-Faults are classified once, by token, in :func:`listrak_sync.soap.client` code; nothing else
+Faults are classified once, by token, in :mod:`listrak_sync.soap.classify`; nothing else
 inspects fault text. Messages say what happened and what to do next; none ever holds the
-password.
+password (the client redacts server text before it becomes a message).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class TerminalError(ListrakSyncError):
 
 class ConfigError(TerminalError):
     """Bad settings or usage: fix the configuration and run again."""
+
+
+class WrongEndpointError(ConfigError):
+    """The endpoint answered, but not as the Listrak SOAP service (an HTML page, 404, a redirect)."""
 
 
 class AccessError(TerminalError):
@@ -55,6 +61,13 @@ class ProhibitedIPError(AccessError):
 
 class ServiceFaultError(TerminalError):
     """A SOAP fault the service blames on the request (soap:Client) with no known token."""
+
+
+class ResponseTooLargeError(TerminalError):
+    """A response grew past ``max_response_bytes`` (counted decompressed); it was not read further.
+
+    Not retried: the same request would download the same oversized answer again.
+    """
 
 
 class ObjectRefusedError(ListrakSyncError):
@@ -114,11 +127,13 @@ __all__ = [
     "MalformedResponseError",
     "ObjectRefusedError",
     "ProhibitedIPError",
+    "ResponseTooLargeError",
     "ServerFaultError",
     "ServiceFaultError",
     "ServiceUnavailableError",
     "TerminalError",
     "TransientError",
     "TransportError",
+    "WrongEndpointError",
     "exit_code",
 ]
