@@ -2,22 +2,30 @@
 
 ::
 
+    tap-listrak --version                            the listrak-sync version
     tap-listrak --about [--format json|markdown]     settings and capabilities
-    tap-listrak --discover                           the catalog (no network, no config needed)
+    tap-listrak [--config config.json] --discover    the catalog (no network, no config needed)
     tap-listrak --config config.json --test          the connection check
     tap-listrak --config config.json [--catalog catalog.json | --properties properties.json]
                 [--state state.json]                 sync: Singer messages on stdout
 
 Config: tap-listrak's keys ``username``, ``password``, ``start_date`` (``2010-01-01``, a full ISO
 timestamp or ``MM/DD/YYYY``) and ``interval_days``, plus any optional tuning key of
-:mod:`listrak_sync.tap_about` (``endpoint``, ``concurrency``, timeouts, ...). Other keys are
-ignored with a warning that names them (never their values).
+:mod:`listrak_sync.tap_about` (``endpoint``, ``concurrency``, timeouts, ...) and
+``typed_event_dates``. Other keys are ignored with a warning that names them (never their values).
+
+Records are shaped as tap-listrak's (see :mod:`listrak_sync.tap_catalog`). ``ClickDate``,
+``OpenDate``, ``ReadDate`` and ``BounceDate``, strings in the WSDL, go out as the text the
+service sent (tap-listrak emitted zeep's string unchanged): the client reads them through
+:class:`EventDatesAsSentClient`, so they are never parsed. ``"typed_event_dates": true`` parses
+them like every other date and emits RFC 3339 UTC (``2024-01-31T08:00:00.000000Z``).
 
 Output follows the Singer spec: one JSON message per line on stdout, logs on stderr, STATE as
 the run progresses (see :mod:`listrak_sync.tap_state` for what bookmarks mean). On failure the
 tap logs ``CRITICAL <what happened and what to do>`` and exits 2 (configuration), 3 (access
-refused: credentials, IP address, lockout) or 1 (anything else), like ``listrak-sync``;
-``--debug`` adds tracebacks. The password is redacted from every log line.
+refused: credentials, IP address, lockout) or 1 (anything else), like ``listrak-sync``: an
+endpoint that never answered is configuration; ``--debug`` adds tracebacks. The password is
+redacted from every log line.
 """
 
 from __future__ import annotations
@@ -29,21 +37,35 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from listrak_sync import __version__
 from listrak_sync.config import Settings
 from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter, log_to_stderr
-from listrak_sync.soap.client import ListrakClient
-from listrak_sync.tap_about import NAME, REQUIRED, about, about_markdown, tap_settings
-from listrak_sync.tap_catalog import Selection, discover, read_selection
+from listrak_sync.soap.client import ListrakClient, Scope, unreachable_is_config
+from listrak_sync.streams import Stream
+from listrak_sync.tap_about import NAME, REQUIRED, TAP_OPTIONS, about, about_markdown, tap_settings
+from listrak_sync.tap_catalog import Selection, discover, read_selection, stream_as_sent
 from listrak_sync.tap_output import SingerWriter
 from listrak_sync.tap_state import TapState
 from listrak_sync.tap_sync import TapSync
 
 log = logging.getLogger("listrak_sync.tap")
+DISTRIBUTION = "listrak-sync"
+
+
+def version() -> str:
+    """The installed ``listrak-sync`` distribution's version (the package's own when not installed)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        return __version__
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,6 +79,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Singer tap for Listrak (SOAP API v31). Writes Singer messages to stdout.",
         epilog="Example: tap-listrak --config config.json --catalog catalog.json --state state.json | target-jsonl",
     )
+    parser.add_argument("--version", action="version", version=f"{NAME} {version()} ({DISTRIBUTION})")
     parser.add_argument("-c", "--config", help="Config JSON file: username, password, start_date, ...")
     parser.add_argument("-d", "--discover", action="store_true", help="Print the catalog and exit.")
     parser.add_argument("--catalog", help="Catalog JSON file with the streams and fields to sync.")
@@ -112,10 +135,40 @@ def settings_from_config(config: Any) -> Settings:
         if config.get(key) in (None, ""):
             raise ConfigError(f'The config has no {key!r}. Add "{key}": ... to the --config JSON file.')
     known = {f.name for f in tap_settings()}
-    ignored = sorted(set(config) - known)
+    ignored = sorted(set(config) - known - set(TAP_OPTIONS))
     if ignored:
         log.warning("Ignoring config keys this tap does not use: %s.", ", ".join(ignored))
     return Settings.from_mapping({k: v for k, v in config.items() if k in known})
+
+
+def typed_event_dates(config: Any) -> bool:
+    """The ``typed_event_dates`` key of a config document (default false).
+
+    Raises:
+        ConfigError: a value other than true/false (JSON booleans, or the strings).
+    """
+    value = config.get("typed_event_dates") if isinstance(config, Mapping) else None
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ConfigError(f"typed_event_dates must be true or false, got {value!r}.")
+
+
+class EventDatesAsSentClient(ListrakClient):
+    """A client that reads the dates Listrak sends as strings as text, never parsing them.
+
+    Every table it returns has ``ClickDate``, ``OpenDate``, ``ReadDate`` and ``BounceDate`` (the
+    ``tap_catalog.text_dates``) as the element text the service sent; all else is as
+    :class:`ListrakClient` reads it.
+    """
+
+    def fetch(self, stream: Stream, *, scope: Scope | None = None, **params: Any) -> pa.Table:
+        return super().fetch(stream_as_sent(stream), scope=scope, **params)
+
+
+def _client(settings: Settings, typed_dates: bool) -> ListrakClient:
+    return ListrakClient(settings) if typed_dates else EventDatesAsSentClient(settings)
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -134,14 +187,17 @@ def check_connection(settings: Settings) -> int:
 
     Raises:
         AccessError: credentials, IP address or lockout.
+        ConfigError: the endpoint never answered.
         ListrakSyncError: anything else that stops the call.
     """
-    with ListrakClient(settings) as client:
+    with ListrakClient(settings) as client, unreachable_is_config(client):
         lists = Extractor(client, settings).lists()
     return int(lists.num_rows)
 
 
-def sync(settings: Settings, selection: Selection, state: Any, out: Any = None) -> dict[str, Any]:
+def sync(
+    settings: Settings, selection: Selection, state: Any, out: Any = None, *, typed_dates: bool = False
+) -> dict[str, Any]:
     """Run one sync and write its Singer messages.
 
     Args:
@@ -149,19 +205,21 @@ def sync(settings: Settings, selection: Selection, state: Any, out: Any = None) 
         selection: streams and fields to emit.
         state: the state document to continue from (``None`` for a first run).
         out: a text stream for the messages (default: stdout).
+        typed_dates: the ``typed_event_dates`` setting.
 
     Returns:
         The final state.
 
     Raises:
+        ConfigError: the endpoint never answered.
         ListrakSyncError: the sync failed (the STATE already written is valid to continue from).
     """
     run_time = datetime.now(timezone.utc)
     bookmarks = TapState(state, run_time=run_time)
     writer = SingerWriter(out or sys.stdout)
-    with ListrakClient(settings) as client:
+    with _client(settings, typed_dates) as client, unreachable_is_config(client):
         extractor = Extractor(client, settings, now=lambda: run_time)
-        TapSync(extractor, selection, bookmarks, writer).run()
+        TapSync(extractor, selection, bookmarks, writer, typed_event_dates=typed_dates).run()
         stats = client.stats.as_dict()
     counts = ", ".join(f"{name} {n}" for name, n in writer.records_written.items()) or "none"
     log.info("Sync done: records %s; %d requests, %d retried.",
@@ -179,12 +237,13 @@ def run(argv: Sequence[str] | None = None) -> int:
             text = about_markdown() if args.format == "markdown" else json.dumps(about(), indent=2)
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             return EXIT_OK
+        config = load_json(args.config, "config") if args.config else None
         if args.discover:
-            sys.stdout.write(json.dumps(discover(), indent=2) + "\n")
+            catalog = discover(typed_event_dates=typed_event_dates(config))
+            sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
             return EXIT_OK
-        if not args.config:
+        if config is None:
             raise ConfigError("No config. Pass --config config.json with username, password and start_date.")
-        config = load_json(args.config, "config")
         if isinstance(config, Mapping) and isinstance(config.get("password"), str) and config["password"]:
             redact.secrets.add(config["password"])
         settings = settings_from_config(config)
@@ -196,7 +255,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         selection = _selection(args)
         state = load_json(args.state, "state") if args.state else None
-        sync(settings, selection, state)
+        sync(settings, selection, state, typed_dates=typed_event_dates(config))
         return EXIT_OK
     except ListrakSyncError as exc:
         return _critical(exc, exit_code(exc), args.debug)
@@ -232,7 +291,19 @@ def main() -> None:
     sys.exit(code)
 
 
-__all__ = ["check_connection", "load_json", "main", "parse_args", "run", "settings_from_config", "sync"]
+__all__ = [
+    "DISTRIBUTION",
+    "EventDatesAsSentClient",
+    "check_connection",
+    "load_json",
+    "main",
+    "parse_args",
+    "run",
+    "settings_from_config",
+    "sync",
+    "typed_event_dates",
+    "version",
+]
 
 
 if __name__ == "__main__":

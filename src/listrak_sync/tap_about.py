@@ -4,7 +4,8 @@ The JSON form has the keys the Meltano SDK's ``--about --format=json`` has (``na
 ``description``, ``version``, ``capabilities``, ``settings`` as a JSON schema), so Meltano
 and MeltanoHub can read it; the Markdown form is for people. Settings are the keys
 ``singer-io/tap-listrak`` reads (``username``, ``password``, ``start_date``, ``interval_days``)
-plus our optional tuning keys, with the defaults of :class:`~listrak_sync.config.Settings`.
+plus our optional tuning keys, with the defaults of :class:`~listrak_sync.config.Settings`, and
+the tap's own :data:`TAP_OPTIONS` (``typed_event_dates``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ _DESCRIPTIONS: dict[str, str] = {
     "send_settle_hours": "Age after which a message's recipients and counters are taken as settled.",
 }
 
+# Settings of the tap alone (not of :class:`Settings`): how records are shaped.
+TAP_OPTIONS: dict[str, dict[str, Any]] = {
+    "typed_event_dates": {
+        "type": "boolean",
+        "default": False,
+        "description": (
+            "Emit ClickDate, OpenDate, ReadDate and BounceDate (strings in Listrak's WSDL) as RFC 3339 "
+            "UTC date-times, like the other dates. Default: as the service sent them, as tap-listrak did."
+        ),
+    },
+}
+
 _JSON_TYPES: dict[str, dict[str, Any]] = {
     "str": {"type": "string"},
     "Secret": {"type": "string"},
@@ -74,6 +87,7 @@ def settings_schema() -> dict[str, Any]:
         if setting.name == "password":
             schema.update(secret=True, writeOnly=True)
         properties[setting.name] = schema
+    properties.update({name: dict(schema) for name, schema in TAP_OPTIONS.items()})
     return {"type": "object", "properties": properties, "required": list(REQUIRED)}
 
 
@@ -105,4 +119,13 @@ def about_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CAPABILITIES", "NAME", "REQUIRED", "about", "about_markdown", "settings_schema", "tap_settings"]
+__all__ = [
+    "CAPABILITIES",
+    "NAME",
+    "REQUIRED",
+    "TAP_OPTIONS",
+    "about",
+    "about_markdown",
+    "settings_schema",
+    "tap_settings",
+]

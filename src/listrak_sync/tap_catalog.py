@@ -1,24 +1,40 @@
 """The Singer catalog of the tap, built from the stream table, and selection read back from one.
 
 Discovery needs no network: every stream of :mod:`listrak_sync.streams` becomes one catalog
-entry with the stream id, key properties and property names that ``singer-io/tap-listrak``
-used, so an existing catalog, state and target keep working. Two shapes differ from our own
-table columns, as the original tap's schemas have them: the list's TCP/IP pool is one nested
-object ``Vmta`` (``{"VmtaID", "Description"}``, from the flattened columns' ``Column.path``), and
-``GoogleTrackingDomains`` is an array of strings.
+entry shaped as ``singer-io/tap-listrak`` 1.3.1 shapes it, so an existing catalog, state and
+target keep working:
 
-Selection follows the Singer convention (as the Meltano SDK reads it): an explicit
-``selected`` wins, at the stream or field level; otherwise ``selected-by-default``; key
-properties are ``automatic`` and always emitted. Legacy ``--properties`` files, which mark
+- the same stream ids and property names; the list's TCP/IP pool is one nested object ``Vmta``
+  (``{"VmtaID", "Description"}``, from the flattened columns' ``Column.path``) and
+  ``GoogleTrackingDomains`` an array of strings;
+- key properties in tap-listrak's order, the parent's ID first (``subscribed_contacts``:
+  ``ListID, ContactID``; the stream table, and so the dlt tables, keep ``ContactID, ListID``);
+- every property nullable (``["null", ...]``), whatever the service guarantees;
+- the dates the WSDL types ``s:string`` (``ClickDate``, ``OpenDate``, ``ReadDate``,
+  ``BounceDate``: :func:`text_dates`, read from the bundled WSDL) are plain strings, emitted as
+  the service sent them; with ``typed_event_dates`` they are ``date-time`` like the other dates;
+- metadata: ``inclusion: automatic`` on every property and on the parent streams ``lists`` and
+  ``messages``, ``available`` on the other streams; ``selected-by-default`` everywhere.
+
+Selection follows the Singer convention (as the Meltano SDK reads it), with one difference: an
+explicit ``selected`` wins, at the stream or field level, even where the metadata says
+``automatic``; otherwise ``selected-by-default``. So ``lists``, ``messages`` and any non-key
+field can be deselected (tap-listrak 1.3.1 always emitted them); key properties, and the parent
+ID stamped on child rows, are always emitted. Legacy ``--properties`` files, which mark
 ``"selected": true`` on the entry or its schema, are read the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
+
+from lxml import etree
 
 from listrak_sync.errors import ConfigError
 from listrak_sync.streams import STREAMS, STREAMS_BY_NAME, Column, ColumnType, Stream
@@ -26,6 +42,9 @@ from listrak_sync.streams import STREAMS, STREAMS_BY_NAME, Column, ColumnType, S
 log = logging.getLogger(__name__)
 
 REPLICATION_METHOD = "FULL_TABLE"
+# tap-listrak marks the parent streams automatic ("critical parent streams").
+PARENT_STREAMS = frozenset(s.parent for s in STREAMS if s.parent)
+_XSD = "http://www.w3.org/2001/XMLSchema"
 
 _JSON_TYPES: dict[ColumnType, dict[str, Any]] = {
     ColumnType.INT: {"type": "integer"},
@@ -55,59 +74,108 @@ def automatic_properties(stream: Stream) -> frozenset[str]:
     return frozenset(names)
 
 
-def _column_schema(column: Column) -> dict[str, Any]:
-    base = _JSON_TYPES[column.type]
-    types = ["null", base["type"]] if column.nullable else [base["type"]]
-    schema: dict[str, Any] = {**base, "type": types}
-    schema["description"] = column.description
-    return schema
+def key_properties(stream: Stream) -> list[str]:
+    """The stream's key in tap-listrak's order: the parent's ID first (``["ListID", "ContactID"]``)."""
+    key = list(stream.key)
+    parent = stream.parent_key.name if stream.parent_key is not None else None
+    if parent in key:
+        key.remove(parent)
+        key.insert(0, parent)
+    return key
 
 
-def json_schema(stream: Stream) -> dict[str, Any]:
+@cache
+def text_dates() -> frozenset[tuple[str, str]]:
+    """``(stream, column)`` of the timestamp columns that the bundled WSDL types ``s:string``.
+
+    The stream table types them as timestamps, so the dlt tables hold instants; tap-listrak
+    emitted the text the service sent, and so does this tap unless ``typed_event_dates`` is on.
+    """
+    wsdl = etree.fromstring(
+        (resources.files("listrak_sync.soap") / "IntegrationService.wsdl").read_bytes(),
+        etree.XMLParser(resolve_entities=False, no_network=True),
+    )
+    found = set()
+    for stream in STREAMS:
+        item = wsdl.find(f".//{{{_XSD}}}complexType[@name='{stream.item_element}']")
+        if item is None:
+            continue
+        for element in item.iter(f"{{{_XSD}}}element"):
+            prefix, _, local = (element.get("type") or "").rpartition(":")
+            column = next((c for c in stream.columns if c.path == (element.get("name"),)), None)
+            if (column is not None and column.type is ColumnType.TIMESTAMP
+                    and local == "string" and element.nsmap.get(prefix or None) == _XSD):
+                found.add((stream.name, column.name))
+    return frozenset(found)
+
+
+@cache
+def stream_as_sent(stream: Stream) -> Stream:
+    """``stream`` with its :func:`text_dates` typed as text: parsing it keeps what the service sent."""
+    names = {column for name, column in text_dates() if name == stream.name}
+    if not names:
+        return stream
+    columns = tuple(
+        dataclasses.replace(c, type=ColumnType.TEXT) if c.name in names else c for c in stream.columns
+    )
+    return dataclasses.replace(stream, columns=columns)
+
+
+def _column_schema(column: Column, as_text: bool) -> dict[str, Any]:
+    base = _JSON_TYPES[ColumnType.TEXT if as_text else column.type]
+    return {**base, "type": ["null", base["type"]], "description": column.description}
+
+
+def json_schema(stream: Stream, *, typed_event_dates: bool = False) -> dict[str, Any]:
     """The JSON schema of one stream's records.
 
     Args:
         stream: a stream of the stream table.
+        typed_event_dates: type the :func:`text_dates` as ``date-time`` too.
 
     Returns:
-        An object schema: one property per record property, nullable (``["null", ...]``)
-        where the column is; timestamps are ``string`` with ``format: date-time``.
+        An object schema: one property per record property, every one nullable
+        (``["null", ...]``), as tap-listrak's; timestamps are ``string`` with
+        ``format: date-time``, except the dates sent as text, which are plain strings.
     """
+    as_text = set() if typed_event_dates else {c for name, c in text_dates() if name == stream.name}
     properties: dict[str, Any] = {}
     for column in stream.table_columns:
+        schema = _column_schema(column, column.name in as_text)
         if len(column.path) == 1:
-            properties[column.name] = _column_schema(column)
+            properties[column.name] = schema
             continue
         group = properties.setdefault(
             column.path[0],
             {"type": ["null", "object"], "additionalProperties": False, "properties": {}},
         )
-        group["properties"][column.path[1]] = _column_schema(column)
+        group["properties"][column.path[1]] = schema
     return {"type": "object", "additionalProperties": False, "properties": properties}
 
 
 def stream_metadata(stream: Stream) -> list[dict[str, Any]]:
     """Singer metadata of one stream: the stream breadcrumb first, then one per property."""
     root: dict[str, Any] = {
-        "inclusion": "available",
+        "inclusion": "automatic" if stream.name in PARENT_STREAMS else "available",
         "selected-by-default": True,
-        "table-key-properties": list(stream.key),
+        "table-key-properties": key_properties(stream),
         "forced-replication-method": REPLICATION_METHOD,
     }
     if stream.parent:
         root["parent-tap-stream-id"] = stream.parent
     entries: list[dict[str, Any]] = [{"breadcrumb": [], "metadata": root}]
-    automatic = automatic_properties(stream)
     for name in record_properties(stream):
-        inclusion = "automatic" if name in automatic else "available"
         entries.append(
-            {"breadcrumb": ["properties", name], "metadata": {"inclusion": inclusion, "selected-by-default": True}}
+            {"breadcrumb": ["properties", name], "metadata": {"inclusion": "automatic", "selected-by-default": True}}
         )
     return entries
 
 
-def discover() -> dict[str, Any]:
+def discover(*, typed_event_dates: bool = False) -> dict[str, Any]:
     """The catalog ``tap-listrak --discover`` prints: every stream, nothing fetched.
+
+    Args:
+        typed_event_dates: the ``typed_event_dates`` setting (see :func:`json_schema`).
 
     Returns:
         ``{"streams": [...]}`` with ``tap_stream_id``, ``stream``, ``key_properties``,
@@ -118,8 +186,8 @@ def discover() -> dict[str, Any]:
             {
                 "tap_stream_id": stream.name,
                 "stream": stream.name,
-                "key_properties": list(stream.key),
-                "schema": json_schema(stream),
+                "key_properties": key_properties(stream),
+                "schema": json_schema(stream, typed_event_dates=typed_event_dates),
                 "metadata": stream_metadata(stream),
             }
             for stream in STREAMS
@@ -238,22 +306,26 @@ def _selected_properties(
     return tuple(chosen)
 
 
-def selected_schema(stream: Stream, properties: tuple[str, ...]) -> dict[str, Any]:
+def selected_schema(stream: Stream, properties: tuple[str, ...], *, typed_event_dates: bool = False) -> dict[str, Any]:
     """The stream's JSON schema restricted to the selected properties (what SCHEMA carries)."""
-    full = json_schema(stream)
+    full = json_schema(stream, typed_event_dates=typed_event_dates)
     keep = set(properties)
     full["properties"] = {k: v for k, v in full["properties"].items() if k in keep}
     return full
 
 
 __all__ = [
+    "PARENT_STREAMS",
     "REPLICATION_METHOD",
     "Selection",
     "automatic_properties",
     "discover",
     "json_schema",
+    "key_properties",
     "read_selection",
     "record_properties",
     "selected_schema",
+    "stream_as_sent",
     "stream_metadata",
+    "text_dates",
 ]

@@ -5,9 +5,10 @@ main thread, which consumes the extractor's concurrent iterator), so every messa
 line and lines never interleave. It writes a table's records as one block and flushes at
 every STATE, so a target that checkpoints on STATE has received every record before it.
 
-Timestamps are RFC 3339 in UTC with microseconds and ``Z`` (``2024-01-31T08:00:00.000000Z``),
-the form singer-python writes; a list's pool columns are re-nested into the ``Vmta`` object the
-original tap's schema has.
+Timestamp columns are RFC 3339 in UTC with microseconds and ``Z`` (``2024-01-31T08:00:00.000000Z``),
+the form singer-python writes; a date read as text (the event dates the service sends as
+``s:string``, see ``tap_catalog.stream_as_sent``) goes out as that text. A list's pool columns
+are re-nested into the ``Vmta`` object the original tap's schema has.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from listrak_sync.streams import ColumnType, Stream
+from listrak_sync.streams import Stream
 
 RFC3339 = "%Y-%m-%dT%H:%M:%SZ"  # Arrow's %S carries the fraction at the column's unit (us)
 
 
-def _column_values(table: pa.Table, stream: Stream, name: str) -> list[Any]:
+def _column_values(table: pa.Table, name: str) -> list[Any]:
     column = table.column(name)
-    if stream.column(name).type is ColumnType.TIMESTAMP:
+    if pa.types.is_timestamp(column.type):
         column = pc.strftime(column, format=RFC3339)
     return column.to_pylist()
 
@@ -50,9 +51,9 @@ def iter_records(table: pa.Table, stream: Stream, properties: Sequence[str]) -> 
     for name in properties:
         parts = [c for c in stream.table_columns if c.path[0] == name]
         if len(parts) == 1 and len(parts[0].path) == 1:
-            flat.append((name, _column_values(table, stream, parts[0].name)))
+            flat.append((name, _column_values(table, parts[0].name)))
         else:
-            nested.append((name, [(c.path[1], _column_values(table, stream, c.name)) for c in parts]))
+            nested.append((name, [(c.path[1], _column_values(table, c.name)) for c in parts]))
     order = list(properties)
     for i in range(table.num_rows):
         record: dict[str, Any] = {name: values[i] for name, values in flat}

@@ -25,7 +25,7 @@ import pyarrow as pa
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, column_ints
 from listrak_sync.incremental import PLAN_COLUMNS, Planner
 from listrak_sync.streams import STREAMS, Stream, get_stream
-from listrak_sync.tap_catalog import Selection, selected_schema
+from listrak_sync.tap_catalog import Selection, key_properties, selected_schema
 from listrak_sync.tap_output import SingerWriter, iter_records
 from listrak_sync.tap_state import TapState
 
@@ -78,13 +78,24 @@ class TapSync:
         selection: the selected streams and properties.
         state: bookmarks to continue from; advanced as records go out.
         writer: where Singer messages go.
+        typed_event_dates: SCHEMA types the event dates as ``date-time`` (the extractor's client
+            must then parse them too; by default they are text, see ``tap_catalog.text_dates``).
     """
 
-    def __init__(self, extractor: Extractor, selection: Selection, state: TapState, writer: SingerWriter) -> None:
+    def __init__(
+        self,
+        extractor: Extractor,
+        selection: Selection,
+        state: TapState,
+        writer: SingerWriter,
+        *,
+        typed_event_dates: bool = False,
+    ) -> None:
         self.extractor = extractor
         self.selection = selection
         self.state = state
         self.writer = writer
+        self.typed_event_dates = typed_event_dates
         self._message_rows: list[dict[str, Any]] = []
 
     def run(self) -> None:
@@ -95,7 +106,8 @@ class TapSync:
         """
         for stream in STREAMS:
             if stream.name in self.selection:
-                self.writer.schema(stream.name, selected_schema(stream, self._properties(stream)), stream.key)
+                schema = selected_schema(stream, self._properties(stream), typed_event_dates=self.typed_event_dates)
+                self.writer.schema(stream.name, schema, key_properties(stream))
         if not self.selection.streams:
             log.warning("No stream is selected in the catalog: nothing to sync.")
         else:

@@ -22,6 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -32,6 +33,7 @@ from requests.adapters import HTTPAdapter
 from listrak_sync.config import Settings
 from listrak_sync.errors import (
     AccessError,
+    ConfigError,
     InvalidLogonError,
     ListrakSyncError,
     LoginAttemptsExceededError,
@@ -391,4 +393,20 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-__all__ = ["ClientStats", "ListrakClient", "Scope", "classify_fault"]
+@contextmanager
+def unreachable_is_config(client: ListrakClient) -> Iterator[None]:
+    """A service never reached at all is a configuration problem (exit 2), not a failed run.
+
+    Raises:
+        ConfigError: a :class:`TransportError` before ``client`` had any response (a wrong
+            endpoint, no route, a refused connection).
+    """
+    try:
+        yield
+    except TransportError as exc:
+        if client.stats.as_dict()["requests_total"] == 0:
+            raise ConfigError(str(exc)) from None
+        raise
+
+
+__all__ = ["ClientStats", "ListrakClient", "Scope", "classify_fault", "unreachable_is_config"]
