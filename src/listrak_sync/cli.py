@@ -21,12 +21,12 @@ import click
 
 from listrak_sync.config import Settings
 from listrak_sync.docs import column_name
-from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, TransportError, exit_code
+from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.progress import RunProgress, display
 from listrak_sync.run_settings import KEYS, RunTarget, active_keys, gather
 from listrak_sync.runner import replicate
-from listrak_sync.soap.client import ListrakClient
+from listrak_sync.soap.client import ListrakClient, unreachable_is_config
 from listrak_sync.streams import STREAMS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -184,7 +184,7 @@ def check(ctx: click.Context, debug: bool | None, verbose: bool | None, **flags:
 
     with _errors(_logging_from(ctx, debug, verbose)):
         settings, _ = _settings(flags, require_start=False)
-        with ListrakClient(settings) as client, _unreachable_is_config(client):
+        with ListrakClient(settings) as client, unreachable_is_config(client):
             lists = Extractor(client, settings).lists()
         rows = lists.select(["ListID", "ListName"]).to_pylist()
         click.echo(f"OK: connected to {settings.endpoint} as {settings.username!r}; {len(rows)} lists visible.")
@@ -267,22 +267,11 @@ def run(ctx: click.Context, full_refresh: bool, as_json: bool, debug: bool | Non
     """
     with _errors(_logging_from(ctx, debug, verbose)):
         settings, target = _settings(flags)
-        with ListrakClient(settings) as client, _unreachable_is_config(client), _progress(client) as progress:
+        with ListrakClient(settings) as client, unreachable_is_config(client), _progress(client) as progress:
             summary = replicate(settings, destination=target.destination, duckdb_path=target.duckdb,
                                 dataset=target.dataset, client=client, full_refresh=full_refresh,
                                 progress=progress)
         click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else summary.render())
-
-
-@contextmanager
-def _unreachable_is_config(client: ListrakClient) -> Iterator[None]:
-    """A service never reached at all is a configuration problem (exit 2), not a failed run."""
-    try:
-        yield
-    except TransportError as exc:
-        if client.stats.as_dict()["requests_total"] == 0:
-            raise ConfigError(str(exc)) from None
-        raise
 
 
 @contextmanager
