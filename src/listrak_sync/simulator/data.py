@@ -1,6 +1,6 @@
 """The simulator's synthetic Listrak account on a virtual clock.
 
-An :class:`Account` is a pure function of ``(seed, scale)``; the clock (:attr:`Account.now`)
+An :class:`Account` is a pure function of ``(seed, scale, profile)``; the clock (:attr:`Account.now`)
 only decides what is visible: lists created, messages sent, events that happened, contacts
 subscribed and not yet removed, all at or before ``now``. Data exists from :data:`EPOCH` to a
 year after :data:`DEFAULT_NOW`, so moving the clock forward shows new subscribers, new
@@ -27,6 +27,15 @@ Rules the data follows (tests and ground truth rely on them):
   AverageOrderValue = round(OrderTotal / ConversionCount, 2), or 0.
 - Dates are naive; most have whole seconds, some whole milliseconds.
 
+The rules above describe the friendly :class:`~.profile.Profile`. Other profiles change what
+is visible and how it looks, always consistently between the query methods and
+:meth:`Account.ground_truth` (see :mod:`.profile`, :mod:`.mutations`, :mod:`.wallclock`):
+rows hold dates on the service's wall clock (and string-typed event dates cut to whole seconds
+in the US format); date arguments of the query methods are wall times, their bounds follow
+``range_bounds``; events appear ``event_delay_hours`` after their time (counters count them at
+once); OpenCount/ReadCount/ClickCount may count contacts instead of events; deleted messages,
+a withdrawn list, and resubscribed contacts come and go with the clock.
+
 Rows are plain dicts keyed by the column names of :mod:`listrak_sync.streams`, shared with the
 account's caches: treat them as read-only. Events are generated per message on demand and kept
 in a least-recently-used cache bounded by a number of rows, so a large account is served
@@ -36,100 +45,32 @@ deterministic work); moving the clock while another thread queries is the caller
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, overload
+from typing import Any
 
 from listrak_sync.errors import ConfigError
+from listrak_sync.simulator.cache import RowsView, SizedLRU
 from listrak_sync.simulator.events import EVENT_STREAMS, MessageEvents, MessageSummary, generate_events
 from listrak_sync.simulator.generate import (
     DEFAULT_NOW,
     EPOCH,
     HORIZON,
+    HOUR,
     SCALES,
     ContactList,
     Message,
     Scale,
     build_account,
-    from_us,
     to_us,
 )
+from listrak_sync.simulator.mutations import plan_changes, shape_events
+from listrak_sync.simulator.profile import Profile
+from listrak_sync.simulator.wallclock import ServiceClock
 from listrak_sync.streams import STREAM_NAMES, get_stream
 
-__all__ = ["DEFAULT_NOW", "EPOCH", "EVENT_STREAMS", "HORIZON", "SCALES", "Account", "Scale"]
-
-_K = TypeVar("_K", bound=Hashable)
-_V = TypeVar("_V")
-
-
-class RowsView(Sequence[dict]):
-    """A read-only window ``rows[start:stop]`` of a cached row list, without copying it."""
-
-    __slots__ = ("_rows", "_start", "_stop")
-
-    def __init__(self, rows: list[dict], start: int = 0, stop: int | None = None) -> None:
-        self._rows, self._start = rows, start
-        self._stop = len(rows) if stop is None else max(start, stop)
-
-    def __len__(self) -> int:
-        return self._stop - self._start
-
-    @overload
-    def __getitem__(self, index: int) -> dict: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict]: ...
-    def __getitem__(self, index: int | slice) -> dict | list[dict]:
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            return self._rows[self._start + start:self._start + stop:step]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return self._rows[self._start + index]
-
-    def __iter__(self) -> Iterator[dict]:
-        for i in range(self._start, self._stop):
-            yield self._rows[i]
-
-    def __repr__(self) -> str:
-        return f"RowsView({len(self)} rows)"
-
-
-class _SizedLRU(Generic[_K, _V]):
-    """Least-recently-used cache bounded by the total ``size`` of its entries."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self.used = 0
-        self._entries: OrderedDict[_K, tuple[_V, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: _K) -> _V | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            self._entries.move_to_end(key)
-            return entry[0]
-
-    def put(self, key: _K, value: _V, size: int) -> None:
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.used -= old[1]
-            self._entries[key] = (value, size)
-            self.used += size
-            # The newest entry stays even when it alone is over budget.
-            while self.used > self.budget and len(self._entries) > 1:
-                _, (_, evicted) = self._entries.popitem(last=False)
-                self.used -= evicted
+__all__ = ["DEFAULT_NOW", "EPOCH", "EVENT_STREAMS", "HORIZON", "SCALES", "Account", "Profile", "RowsView", "Scale"]
 
 
 class Account:
@@ -138,38 +79,63 @@ class Account:
     Args:
         seed: any int; the same seed and scale give the same account in every process.
         scale: a name from :data:`SCALES` or an explicit :class:`Scale`.
-        now: the initial clock time (naive); :data:`DEFAULT_NOW` if omitted.
+        now: the initial clock time (naive, internal); :data:`DEFAULT_NOW` if omitted.
         cache_rows: how many event rows (compact or as dicts) the per-message cache may hold.
+        profile: which variant of each uncertain fact to play; :meth:`Profile.friendly` if omitted.
 
     Raises:
         ConfigError: ``scale`` names no known scale.
     """
 
     def __init__(self, seed: int = 1, scale: str | Scale = "small", now: datetime | None = None,
-                 cache_rows: int = 2_000_000) -> None:
+                 cache_rows: int = 2_000_000, profile: Profile | None = None) -> None:
         if isinstance(scale, str):
             if scale not in SCALES:
                 raise ConfigError(f"Unknown simulator scale {scale!r}; choose one of {', '.join(SCALES)}.")
             scale = SCALES[scale]
         self.seed = seed
         self.scale = scale
+        self.profile = profile or Profile.friendly()
         data = build_account(seed, scale)
+        self.changes = plan_changes(seed, data, self.profile)
+        self.clock = ServiceClock(self.profile.service_timezone, self.profile.event_date_format)
+        self._dates = (self.clock.wall_converter(), self.clock.wall_converter(string_date=True))
+        flags = (("OpenCount", self.profile.unique_open_count), ("ReadCount", self.profile.unique_read_count),
+                 ("ClickCount", self.profile.unique_click_count))
+        self._unique = frozenset(name for name, on in flags if on)
+        self._delay_us = round(self.profile.event_delay_hours * HOUR)
         self._lists: list[ContactList] = data.lists
         self._lists_by_id = {lst.list_id: lst for lst in data.lists}
         self._people = data.people
         self._messages_by_id: dict[int, Message] = data.messages_by_id
-        self._events: _SizedLRU[int, MessageEvents] = _SizedLRU(cache_rows)
-        self._summaries: _SizedLRU[int, MessageSummary] = _SizedLRU(4 * cache_rows)
-        self._subscribed: _SizedLRU[tuple[int, int, int, int], list[dict]] = _SizedLRU(64)
+        self._list_rows = {lst.list_id: self._wall_row(lst.row, CreateDate=lst.create_us) for lst in data.lists}
+        self._sub_rows = {lst.list_id: self._sub_rows_of(lst) for lst in data.lists}
+        self._events: SizedLRU[int, MessageEvents] = SizedLRU(cache_rows)
+        self._summaries: SizedLRU[int, MessageSummary] = SizedLRU(4 * cache_rows)
+        self._subscribed: SizedLRU[tuple[int, int, int, int], list[dict]] = SizedLRU(64)
         self._now = now or DEFAULT_NOW
         self._now_us = to_us(self._now)
+
+    def _wall_row(self, row: dict, **dates: int) -> dict:
+        if self.clock.utc:
+            return row
+        return {**row, **{name: self.clock.wall(us) for name, us in dates.items()}}
+
+    def _sub_rows_of(self, lst: ContactList) -> list[dict]:
+        return [self._wall_row(row, AdditionDate=added) for row, added in zip(lst.sub_rows, lst.sub_add_us,
+                                                                              strict=True)]
 
     # -- clock ---------------------------------------------------------------------------
 
     @property
     def now(self) -> datetime:
-        """The virtual clock: nothing dated after it exists yet."""
+        """The virtual clock (internal time): nothing dated after it exists yet."""
         return self._now
+
+    @property
+    def service_now(self) -> datetime:
+        """The clock as the service's wall clock shows it (equal to :attr:`now` in UTC)."""
+        return self.clock.wall(self._now_us)
 
     def set_now(self, now: datetime) -> None:
         """Move the clock to ``now`` (forward, or back for tests)."""
@@ -184,44 +150,57 @@ class Account:
         """Event rows currently held by the per-message cache (bounded by ``cache_rows``)."""
         return self._events.used
 
+    def _window(self, start: datetime | None, end: datetime | None) -> tuple[int, int]:
+        """Internal [low, high] times (inclusive) of a request's wall-time StartDate/EndDate."""
+        bounds = self.profile.range_bounds
+        low = -(2**62) if start is None else self.clock.internal_us(start) + (bounds == "exclusive")
+        high = 2**62 if end is None else self.clock.internal_us(end) - (bounds != "inclusive")
+        return low, high
+
     # -- lists and messages --------------------------------------------------------------
 
+    def _visible(self, lst: ContactList) -> bool:
+        return lst.create_us <= self._now_us and not self.changes.withdrawn(lst.list_id, self._now_us)
+
     def list_ids(self) -> list[int]:
-        """IDs of the lists that exist at ``now``, in creation-index order."""
-        return [lst.list_id for lst in self._lists if lst.create_us <= self._now_us]
+        """IDs of the lists the API user has at ``now``, in creation-index order."""
+        return [lst.list_id for lst in self._lists if self._visible(lst)]
 
     def lists(self) -> list[dict]:
-        """WSContactList rows of the lists that exist at ``now``."""
-        return [lst.row for lst in self._lists if lst.create_us <= self._now_us]
+        """WSContactList rows of the lists the API user has at ``now``."""
+        return [self._list_rows[lst.list_id] for lst in self._lists if self._visible(lst)]
 
     def messages(self, list_id: int, start: datetime, end: datetime,
                  include_test: bool = True) -> list[dict]:
         """WSMessageActivity rows with SendDate in [start, end] and <= now, counters as of now.
 
-        Returns an empty list for an unknown list.
+        Returns an empty list for an unknown or withdrawn list.
         """
         lst = self._lists_by_id.get(list_id)
-        if lst is None:
+        if lst is None or self.changes.withdrawn(list_id, self._now_us):
             return []
-        lo = bisect_left(lst.send_us, to_us(start))
-        hi = bisect_right(lst.send_us, min(to_us(end), self._now_us))
-        return [self._message_row(msg) for msg in lst.messages[lo:hi] if include_test or not msg.is_test]
+        low, high = self._window(start, end)
+        lo = bisect_left(lst.send_us, low)
+        hi = bisect_right(lst.send_us, min(high, self._now_us))
+        return [self._message_row(msg) for msg in lst.messages[lo:hi]
+                if (include_test or not msg.is_test) and not self.changes.deleted(msg.msg_id, self._now_us)]
 
     def message_list_id(self, msg_id: int) -> int | None:
-        """The list of message ``msg_id``, or None if no such message has been sent by ``now``."""
+        """The list of message ``msg_id``, or None if it was not sent by ``now`` or its list is withdrawn."""
         msg = self._messages_by_id.get(msg_id)
         if msg is None or msg.send_us > self._now_us:
             return None
-        return self._lists[msg.list_index].list_id
+        list_id = self._lists[msg.list_index].list_id
+        return None if self.changes.withdrawn(list_id, self._now_us) else list_id
 
     def _message_row(self, msg: Message) -> dict[str, Any]:
         row: dict[str, Any] = {
             "ListID": self._lists[msg.list_index].list_id,
             "MsgID": msg.msg_id,
             "Subject": msg.subject,
-            "SendDate": from_us(msg.send_us),
+            "SendDate": self._dates[0](msg.send_us),
         }
-        row.update(self._summary(msg).counters(self._now_us))
+        row.update(self._summary(msg).counters(self._now_us, self._unique))
         return row
 
     # -- events --------------------------------------------------------------------------
@@ -231,7 +210,8 @@ class Account:
         """Rows of a message event stream visible at ``now`` with cursor date in [start, end].
 
         ``message_sends`` ignores the dates: every recipient of a sent message. Rows come in a
-        stable order (event time, then generation order); empty for a message not sent by now.
+        stable order (event time, then generation order); empty for a message not sent by now,
+        deleted, or of a withdrawn list.
 
         Raises:
             KeyError: ``stream`` is not one of :data:`EVENT_STREAMS`.
@@ -239,23 +219,25 @@ class Account:
         if stream not in EVENT_STREAMS:
             raise KeyError(f"{stream!r} is not a message event stream")
         msg = self._messages_by_id.get(msg_id)
-        if msg is None or msg.send_us > self._now_us:
+        if msg is None or self.message_list_id(msg_id) is None or self.changes.deleted(msg_id, self._now_us):
             return RowsView([])
+        lst = self._lists[msg.list_index]
         events = self._message_events(msg)
         if not events.has_rows(stream):
-            events.rows(stream, self._lists[msg.list_index], self._people)
+            events.rows(stream, lst, self._people, self._dates)
             self._events.put(msg.msg_id, events, events.size)  # re-weigh: rows now take memory
-        rows, times = events.rows(stream, self._lists[msg.list_index], self._people)
+        rows, times = events.rows(stream, lst, self._people, self._dates)
         if stream == "message_sends":
             return RowsView(rows)
-        lo = 0 if start is None else bisect_left(times, to_us(start))
-        top = self._now_us if end is None else min(self._now_us, to_us(end))
-        return RowsView(rows, lo, bisect_right(times, top))
+        low, high = self._window(start, end)
+        top = min(high, self._now_us - self._delay_us)
+        return RowsView(rows, bisect_left(times, low), bisect_right(times, top))
 
     def _message_events(self, msg: Message) -> MessageEvents:
         events = self._events.get(msg.msg_id)
         if events is None:
             events = generate_events(self.seed, self.scale, self._lists[msg.list_index], msg)
+            shape_events(self.seed, self.scale, events, msg, self.profile)
             self._events.put(msg.msg_id, events, events.size)
         return events
 
@@ -271,20 +253,36 @@ class Account:
     def subscribed_contacts(self, list_id: int, start: datetime, end: datetime) -> Sequence[dict]:
         """WSContactSubscriptionInfo rows of contacts subscribed at ``now``, AdditionDate in [start, end].
 
-        Ordered by AdditionDate (then a fixed order); empty for an unknown list.
+        Ordered by AdditionDate (then a fixed order); empty for an unknown or withdrawn list.
         """
         lst = self._lists_by_id.get(list_id)
-        if lst is None:
+        if lst is None or self.changes.withdrawn(list_id, self._now_us):
             return RowsView([])
-        start_us, end_us, now_us = to_us(start), min(to_us(end), self._now_us), self._now_us
-        key = (list_id, start_us, end_us, now_us)
+        low, high = self._window(start, end)
+        return RowsView(self._subscribed_rows(lst, low, min(high, self._now_us)))
+
+    def _subscribed_rows(self, lst: ContactList, low: int, high: int) -> list[dict]:
+        now_us = self._now_us
+        key = (lst.list_id, low, high, now_us)
         rows = self._subscribed.get(key)
-        if rows is None:
-            lo, hi = bisect_left(lst.sub_add_us, start_us), bisect_right(lst.sub_add_us, end_us)
-            removal = lst.sub_removal_us
-            rows = [lst.sub_rows[s] for s in range(lo, hi) if removal[s] > now_us]
-            self._subscribed.put(key, rows, 1)
-        return RowsView(rows)
+        if rows is not None:
+            return rows
+        lo, hi = bisect_left(lst.sub_add_us, low), bisect_right(lst.sub_add_us, high)
+        removal, source = lst.sub_removal_us, self._sub_rows[lst.list_id]
+        comebacks = self.changes.resubscribed.get(lst.list_id)
+        if not comebacks:
+            rows = [source[s] for s in range(lo, hi) if removal[s] > now_us]
+        elif self.profile.resubscribe_addition_date == "original":
+            back = lst.sub_resub_us
+            rows = [source[s] for s in range(lo, hi) if removal[s] > now_us or back[s] <= now_us]
+        else:  # a resubscribed contact is listed under the date it came back
+            added = lst.sub_add_us
+            dated = [(added[s], s, source[s]) for s in range(lo, hi) if removal[s] > now_us]
+            dated += [(time, sub, {**source[sub], "AdditionDate": self.clock.wall(time)})
+                      for time, sub in comebacks if low <= time <= high]
+            rows = [row for _, _, row in sorted(dated, key=lambda item: item[:2])]
+        self._subscribed.put(key, rows, 1)
+        return rows
 
     # -- ground truth --------------------------------------------------------------------
 
@@ -292,10 +290,14 @@ class Account:
                      list_ids: Iterable[int] | None = None) -> list[dict]:
         """The rows a correct connector's ``table`` holds after a full run from ``start_date``.
 
+        What a perfect client reading everything visible at ``now`` holds, under the profile:
+        values exactly as the service writes them (wall-clock dates), deleted messages and
+        withdrawn lists gone, events only once they are visible, resubscribed contacts back.
+
         Args:
             table: one of the nine stream names.
-            start_date: the connector's start date; filters messages (SendDate) and
-                subscribed contacts (AdditionDate), not lists.
+            start_date: the connector's start date, a service wall time; filters messages
+                (SendDate) and subscribed contacts (AdditionDate) inclusively, not lists.
             list_ids: the lists the API user may see; None means all.
 
         Returns:
@@ -306,12 +308,13 @@ class Account:
         """
         get_stream(table)  # raises KeyError for an unknown table
         allowed = self._allowed_lists(list_ids)
+        start_us = self.clock.internal_us(start_date)
         if table == "lists":
-            return [dict(lst.row) for lst in allowed]
+            return [dict(self._list_rows[lst.list_id]) for lst in allowed]
         if table == "subscribed_contacts":
             return [{"ListID": lst.list_id, **row} for lst in allowed
-                    for row in self.subscribed_contacts(lst.list_id, start_date, self._now)]
-        messages = [msg for lst in allowed for msg in self._sent_since(lst, start_date)]
+                    for row in self._subscribed_rows(lst, start_us, self._now_us)]
+        messages = [msg for lst in allowed for msg in self._sent_since(lst, start_us)]
         if table == "messages":
             return [self._message_row(msg) for msg in messages]
         return [{"MsgID": msg.msg_id, **row} for msg in messages for row in self.events(table, msg.msg_id)]
@@ -323,12 +326,13 @@ class Account:
         return {name: self.ground_truth(name, start_date, ids) for name in STREAM_NAMES}
 
     def _allowed_lists(self, list_ids: Iterable[int] | None) -> list[ContactList]:
-        visible = [lst for lst in self._lists if lst.create_us <= self._now_us]
+        visible = [lst for lst in self._lists if self._visible(lst)]
         if list_ids is None:
             return visible
         wanted = set(list_ids)
         return [lst for lst in visible if lst.list_id in wanted]
 
-    def _sent_since(self, lst: ContactList, start_date: datetime) -> list[Message]:
-        lo = bisect_left(lst.send_us, to_us(start_date))
-        return lst.messages[lo:bisect_right(lst.send_us, self._now_us)]
+    def _sent_since(self, lst: ContactList, start_us: int) -> list[Message]:
+        lo = bisect_left(lst.send_us, start_us)
+        sent = lst.messages[lo:bisect_right(lst.send_us, self._now_us)]
+        return [msg for msg in sent if not self.changes.deleted(msg.msg_id, self._now_us)]

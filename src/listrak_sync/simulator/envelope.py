@@ -5,13 +5,19 @@ way ASMX reads them (REFERENCE.md §11): children by local name, in any order, u
 ignored. The operation comes from the SOAPAction header (quoted or not) for SOAP 1.1, from the
 ``action`` parameter of ``application/soap+xml`` for SOAP 1.2, and otherwise from the body
 element's name. Anything unreadable becomes a ``soap:Client`` fault.
+
+``strict`` parsing (``Profile.strict_http``) enforces HTTP as ASMX does: a Content-Type other
+than ``text/xml`` or ``application/soap+xml`` is refused with HTTP 415
+(:class:`UnsupportedMediaType`), an envelope of the other SOAP version is a
+``soap:VersionMismatch`` fault, and a missing or empty action is the 500 fault "Server did not
+recognize the value of HTTP Header SOAPAction: ." instead of routing by the body element.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -54,13 +60,24 @@ _VERSIONS = {SOAP11.namespace: SOAP11, SOAP12.namespace: SOAP12}
 
 
 class SoapFault(Exception):
-    """A fault to send back: ``client`` faults blame the request, the others the server."""
+    """A fault to send back: ``client`` faults blame the request, the others the server.
 
-    def __init__(self, message: str, *, client: bool = True, version: SoapVersion = SOAP11) -> None:
+    ``code`` replaces the faultcode the two flags give (``soap:VersionMismatch``).
+    """
+
+    def __init__(self, message: str, *, client: bool = True, version: SoapVersion = SOAP11,
+                 code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.client = client
         self.version = version
+        self.code = code
+
+
+class UnsupportedMediaType(SoapFault):
+    """A request whose Content-Type is no SOAP media type; ASMX answers HTTP 415 without SOAP."""
+
+    status = 415
 
 
 @dataclass
@@ -113,7 +130,8 @@ def _local_name(element: etree._Element) -> str:
 
 
 def parse_request(
-    body: bytes, content_type: str | None, soap_action: str | None, operations: Container[str]
+    body: bytes, content_type: str | None, soap_action: str | None, operations: Container[str],
+    *, strict: bool = False,
 ) -> SoapRequest:
     """Parse and route one SOAP request.
 
@@ -122,14 +140,18 @@ def parse_request(
         content_type: the Content-Type header, if any.
         soap_action: the SOAPAction header, if any (SOAP 1.1).
         operations: the operation names the service implements.
+        strict: enforce Content-Type and SOAPAction as ASMX does (module docstring).
 
     Returns:
         The request's version, operation, parameters and credentials.
 
     Raises:
+        UnsupportedMediaType: ``strict`` and the Content-Type is not a SOAP one.
         SoapFault: a client fault when the body is not a SOAP envelope for a known operation.
     """
     version = version_for(content_type)
+    if strict and content_type_params(content_type)[0] not in ("text/xml", "application/soap+xml"):
+        raise UnsupportedMediaType(f"Unsupported media type {content_type or '(none)'}.", version=version)
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
@@ -138,13 +160,17 @@ def parse_request(
     envelope_version = _VERSIONS.get(etree.QName(root).namespace or "")
     if envelope_version is None or _local_name(root) != "Envelope":
         raise SoapFault("The request is not a SOAP 1.1 or 1.2 envelope.", version=version)
+    if strict and envelope_version is not version:
+        message = (f"Possible SOAP version mismatch: Envelope namespace {envelope_version.namespace} was "
+                   f"unexpected. Expecting {version.namespace}.")
+        raise SoapFault(message, version=version, code="soap:VersionMismatch")
     version = envelope_version
     ns = version.namespace
     body_element = root.find(f"{{{ns}}}Body")
     call = None if body_element is None else next(iter(body_element.iterchildren(etree.Element)), None)
     if call is None:
         raise SoapFault("The SOAP Body holds no operation element.", version=version)
-    operation = _route(version, call, content_type, soap_action, operations)
+    operation = _route(version, call, content_type, soap_action, operations, strict)
     request = SoapRequest(version, operation, _read_params(call))
     header = root.find(f"{{{ns}}}Header")
     ws_user = None if header is None else header.find(f"{{{NAMESPACE}}}WSUser")
@@ -162,11 +188,14 @@ def _route(
     content_type: str | None,
     soap_action: str | None,
     operations: Container[str],
+    strict: bool,
 ) -> str:
     if version is SOAP12:
         action = content_type_params(content_type)[1].get("action", "")
     else:
         action = (soap_action or "").strip().strip('"').strip()
+    if strict and not action:  # ASMX routes on the action alone
+        raise SoapFault("Server did not recognize the value of HTTP Header SOAPAction: .", version=version)
     element_name = _local_name(call)
     if etree.QName(call).namespace != NAMESPACE:
         raise SoapFault(f"The body element {element_name} is not in namespace {NAMESPACE}.", version=version)
@@ -203,12 +232,14 @@ _DATETIME = re.compile(
 )
 
 
-def parse_datetime(text: str) -> datetime:
+def parse_datetime(text: str, to_local: Callable[[datetime], datetime] | None = None) -> datetime:
     """Read a request dateTime in any form REFERENCE.md §6 lists.
 
     Date-only, with ``T``, with fractional seconds (up to 7 digits) and with ``Z`` or an
     offset. The virtual clock is naive; a value with a zone is converted to UTC and the zone
-    dropped, so naive account times are read as UTC.
+    dropped, so naive account times are read as UTC. With ``to_local``, a value with a zone is
+    then passed through it (UTC to the service's wall clock, as .NET converts to local time);
+    a value without one is taken as it is.
 
     Raises:
         ValueError: the text is not a date or dateTime.
@@ -224,6 +255,8 @@ def parse_datetime(text: str) -> datetime:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         value -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    if zone and to_local is not None:
+        value = to_local(value)
     return value
 
 
@@ -257,7 +290,7 @@ def response_envelope(version: SoapVersion, operation: str, children: str) -> by
 def fault_envelope(fault: SoapFault) -> bytes:
     """A SOAP fault envelope in the shape of the fault's SOAP version."""
     version = fault.version
-    code = version.client_code if fault.client else version.server_code
+    code = fault.code or (version.client_code if fault.client else version.server_code)
     text = escape_text(fault.message)
     if version is SOAP12:
         body = (

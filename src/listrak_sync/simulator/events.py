@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from listrak_sync.simulator.generate import (
     US,
@@ -29,6 +31,9 @@ from listrak_sync.simulator.generate import (
     event_delay_us,
     from_us,
 )
+
+# (dateTime values, string-typed event dates): internal us -> the datetime a row holds.
+DateConverters = tuple[Callable[[int], datetime], Callable[[int], datetime]]
 
 EVENT_STREAMS = (
     "message_bounces",
@@ -63,6 +68,9 @@ class MessageSummary:
     new_clicker_first: array
     orders: array
     order_cents_cumulative: list[int]
+    # First open and first read of each contact, for unique counters (filled only when asked for).
+    first_opens: array | None = None
+    first_reads: array | None = None
 
     @property
     def size(self) -> int:
@@ -70,13 +78,20 @@ class MessageSummary:
                                     self.clicker_first, self.clicker_second, self.new_clicker_first,
                                     self.orders))
 
-    def counters(self, now_us: int) -> dict[str, int | float]:
-        """The WSMessageActivity counters as of ``now_us`` (rules in :mod:`.data`'s docstring)."""
-        def seen(times: array) -> int:
+    def counters(self, now_us: int, unique: frozenset[str] = frozenset()) -> dict[str, int | float]:
+        """The WSMessageActivity counters as of ``now_us`` (rules in :mod:`.data`'s docstring).
+
+        ``unique`` names the counters (``OpenCount``, ``ReadCount``, ``ClickCount``) that count
+        contacts rather than events; ``first_opens``/``first_reads`` must be set for the first two.
+        """
+        def seen(times: array | None) -> int:
+            assert times is not None, "unique counters need first_opens/first_reads"
             return bisect_right(times, now_us)
 
         delivered = self.sends - seen(self.bounces)
-        removes, opens, reads = seen(self.unsubs), seen(self.opens), seen(self.reads)
+        removes = seen(self.unsubs)
+        opens = seen(self.first_opens if "OpenCount" in unique else self.opens)
+        reads = seen(self.first_reads if "ReadCount" in unique else self.reads)
         clickers = seen(self.clicker_first)
         conversions = seen(self.orders)
         total = self.order_cents_cumulative[conversions] / 100
@@ -92,7 +107,7 @@ class MessageSummary:
             "OpenPercent": percent(opens),
             "ReadCount": reads,
             "ReadPercent": percent(reads),
-            "ClickCount": seen(self.clicks),
+            "ClickCount": clickers if "ClickCount" in unique else seen(self.clicks),
             "ClickerCount": clickers,
             "RepeatClickerCount": seen(self.clicker_second),
             "NewClickerCount": seen(self.new_clicker_first),
@@ -123,11 +138,16 @@ class MessageEvents:
         """Whether ``stream``'s row dicts are already built."""
         return stream in self._rows
 
-    def rows(self, stream: str, lst: ContactList, people: People) -> tuple[list[dict], array]:
-        """Row dicts of ``stream`` in event-time order, and their times in us (empty for sends)."""
+    def rows(self, stream: str, lst: ContactList, people: People,
+             dates: DateConverters = (from_us, from_us)) -> tuple[list[dict], array]:
+        """Row dicts of ``stream`` in event-time order, and their times in us (empty for sends).
+
+        ``dates`` turn internal times into the dateTime values and the string-typed event dates
+        the rows hold (the service's wall clock; see :mod:`.wallclock`).
+        """
         cached = self._rows.get(stream)
         if cached is None:
-            cached = self._rows[stream] = _materialize(stream, self, lst, people)
+            cached = self._rows[stream] = _materialize(stream, self, lst, people, dates)
         return cached
 
 
@@ -230,14 +250,31 @@ def _times(events: list[tuple]) -> array:
     return array("q", [e[0] for e in events])
 
 
-def _materialize(stream: str, events: MessageEvents, lst: ContactList,
-                 people: People) -> tuple[list[dict], array]:
+def first_times(events: list[tuple]) -> array:
+    """Times of each contact's first event among time-sorted ``(time, subscription, ...)`` tuples."""
+    seen: set[int] = set()
+    firsts = array("q")
+    for event in events:
+        if event[1] not in seen:
+            seen.add(event[1])
+            firsts.append(event[0])
+    return firsts
+
+
+def refresh_summary(events: MessageEvents) -> None:
+    """Recompute the summary's open and read times after events were added to ``compact``."""
+    events.summary.opens = _times(events.compact["message_opens"])
+    events.summary.reads = _times(events.compact["message_reads"])
+
+
+def _materialize(stream: str, events: MessageEvents, lst: ContactList, people: People,
+                 dates: DateConverters) -> tuple[list[dict], array]:
     person, ids, emails = lst.sub_person, people.contact_ids, people.emails
     if stream == "message_sends":
         return [{"EmailAddress": emails[person[s]]} for s in events.recipients], array("q")
     compact = events.compact[stream]
     times = _times(compact)
-    dt = from_us
+    date_time, dt = dates  # dt: string-typed event dates (OpenDate, ...)
     rows: list[dict]
     if stream == "message_opens":
         rows = [{"ContactID": ids[person[s]], "EmailAddress": emails[person[s]], "OpenDate": dt(t)}
@@ -261,7 +298,7 @@ def _materialize(stream: str, events: MessageEvents, lst: ContactList,
     elif stream == "message_unsubs":
         added = lst.sub_add_us
         rows = [{"ContactID": ids[person[s]], "EmailAddress": emails[person[s]],
-                 "AdditionDate": dt(added[s]), "RemovalDate": dt(t), "RemovalMethod": method}
+                 "AdditionDate": date_time(added[s]), "RemovalDate": date_time(t), "RemovalMethod": method}
                 for t, s, method in compact]
     else:
         raise KeyError(f"{stream!r} is not a message event stream")

@@ -134,6 +134,7 @@ class ContactList:
     sub_engagement: list[float] = field(default_factory=list)
     sub_unsub_ordinal: list[int] = field(default_factory=list)
     sub_removal_us: list[int] = field(default_factory=list)
+    sub_resub_us: list[int] = field(default_factory=list)  # resubscriptions; empty when none (profile)
     sub_rows: list[dict] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     send_us: list[int] = field(default_factory=list)
@@ -141,7 +142,11 @@ class ContactList:
     def recipients(self, msg: Message) -> list[int]:
         """Subscriptions that were sent ``msg``: subscribed at SendDate, not unsubscribed earlier."""
         ordinal, removed_at = msg.ordinal, self.sub_unsub_ordinal
-        regular = [s for s in range(msg.prefix) if removed_at[s] >= ordinal]
+        if self.sub_resub_us:  # a resubscribed contact gets the messages sent after it came back
+            back, send = self.sub_resub_us, msg.send_us
+            regular = [s for s in range(msg.prefix) if removed_at[s] >= ordinal or back[s] <= send]
+        else:
+            regular = [s for s in range(msg.prefix) if removed_at[s] >= ordinal]
         return regular[:3] if msg.is_test else regular
 
 

@@ -111,13 +111,15 @@ class _Field:
     children: tuple[_Field, ...] = ()
 
 
-def _field(column: Column, tag: str) -> _Field:
+def _field(column: Column, tag: str, formats: Mapping[str, Callable[[Any], str]]) -> _Field:
+    if column.name in formats:
+        return _Field(column.name, _OTHER, f"<{tag}>", f"</{tag}>", formats[column.name])
     kind = {ColumnType.TEXT: _TEXT, ColumnType.TIMESTAMP: _DATETIME, ColumnType.TEXT_LIST: _REPEATED}
     return _Field(column.name, kind.get(column.type, _OTHER), f"<{tag}>", f"</{tag}>", _FORMATTERS[column.type])
 
 
 def _nested(parent: str, columns: list[Column]) -> _Field:
-    children = tuple(_field(c, c.path[1]) for c in columns)
+    children = tuple(_field(c, c.path[1], {}) for c in columns)
     return _Field(columns[0].name, _NESTED, f"<{parent}>", f"</{parent}>", str, children)
 
 
@@ -150,7 +152,8 @@ def _render_fields(row: Row, fields: tuple[_Field, ...], append: Callable[[str],
 class ItemWriter:
     """Writes rows of one item type (``<WSContactOpen>…</WSContactOpen>``) as XML text."""
 
-    def __init__(self, item_element: str, columns: Iterable[Column]) -> None:
+    def __init__(self, item_element: str, columns: Iterable[Column],
+                 formats: Mapping[str, Callable[[Any], str]] | None = None) -> None:
         """Compile a writer for ``item_element`` whose children follow ``columns`` in order.
 
         Args:
@@ -158,7 +161,10 @@ class ItemWriter:
             columns: the item's columns in XML order; a column whose ``path`` has two parts is
                 nested under an element named by the first part (which is written only when
                 the first nested column has a value).
+            formats: text formatters that replace the column type's, by column name (their
+                output must already be escaped).
         """
+        formats = formats or {}
         self.item_element = item_element
         self._open, self._close = f"<{item_element}>", f"</{item_element}>"
         fields: list[_Field] = []
@@ -170,7 +176,7 @@ class ItemWriter:
             if len(column.path) > 1:
                 pending.append(column)
             else:
-                fields.append(_field(column, column.path[0]))
+                fields.append(_field(column, column.path[0], formats))
         if pending:
             fields.append(_nested(pending[0].path[0], pending))
         self._fields = tuple(fields)
@@ -195,6 +201,6 @@ class ItemWriter:
         return f"<{element}>{body}</{element}>" if body else f"<{element} />"
 
 
-def stream_writer(stream: Stream) -> ItemWriter:
-    """The item writer for one stream of the stream table."""
-    return ItemWriter(stream.item_element, stream.columns)
+def stream_writer(stream: Stream, formats: Mapping[str, Callable[[Any], str]] | None = None) -> ItemWriter:
+    """The item writer for one stream of the stream table (``formats`` as for :class:`ItemWriter`)."""
+    return ItemWriter(stream.item_element, stream.columns, formats)

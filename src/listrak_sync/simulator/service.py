@@ -21,6 +21,13 @@ Behaviour (REFERENCE.md §4, §7, §8, §11):
   ``[AccessDenied] ListID 123 is not available to this user.`` The real service's text for
   this case is unknown (REFERENCE.md §12.10); clients must not depend on this wording, only
   on it being a client fault that names no login token.
+
+That is the friendly :class:`~.profile.Profile`. Its knobs change: the range bounds and the
+clock (the account applies them), the string-date format, the page size per operation, an
+empty page as an omitted Result, login/refusal/Page faults as ``soap:Server`` with the ASMX
+prefix "Server was unable to process request. ---> ", refusals in-band for the operations
+with a WSException (HTTP 200, no Result, a WSException whose Description holds the
+``[AccessDenied]`` text), and strict Content-Type/SOAPAction checks.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from listrak_sync.simulator.envelope import (
     parse_request,
     response_envelope,
 )
-from listrak_sync.simulator.render import ItemWriter, stream_writer
+from listrak_sync.simulator.profile import ASMX_PREFIX, STRING_DATE_COLUMNS, Profile
+from listrak_sync.simulator.render import ItemWriter, escape_text, format_datetime, stream_writer
 from listrak_sync.simulator.stats import Stats
+from listrak_sync.simulator.wallclock import format_us_date
 from listrak_sync.streams import STREAMS, Column, ColumnType, RequestKind, Stream, get_stream
 
 ACCESS_DENIED = "AccessDenied"
@@ -72,6 +81,10 @@ _VMTA_WRITER = ItemWriter(
 Handler = Callable[[SoapRequest, User], str]
 
 
+class _Refused(Exception):
+    """A ListID or MsgID the user may not read; becomes a fault or an in-band WSException."""
+
+
 class IntegrationService:
     """The v31 ``IntegrationService`` operations, served from one account; thread-safe."""
 
@@ -87,9 +100,10 @@ class IntegrationService:
 
         Args:
             account: a :class:`listrak_sync.simulator.data.Account` (or any object with its
-                methods).
+                methods); its ``profile`` (friendly if it has none) is the service's too.
             access: who may call, and which lists each user sees.
-            page_size: items per page of the paged operations.
+            page_size: items per page of the paged operations (the profile may scale it per
+                operation).
             stats: counters to update (a new :class:`Stats` if omitted).
 
         Raises:
@@ -101,10 +115,16 @@ class IntegrationService:
         self.access = access
         self.page_size = page_size
         self.stats = stats or Stats()
+        self.profile: Profile = getattr(account, "profile", None) or Profile.friendly()
+        clock = getattr(account, "clock", None)
+        self._to_local = None if clock is None or clock.utc else clock.to_local
         # Account calls are serialised: the data model is not promised to be thread-safe, and
         # clock moves must not interleave with a query. Rendering happens outside the lock.
         self.account_lock = threading.RLock()
-        self._writers = {s.operation: stream_writer(s) for s in STREAMS}
+        formats = {}
+        if self.profile.event_date_format == "us":
+            formats = dict.fromkeys(STRING_DATE_COLUMNS, format_us_date)
+        self._writers = {s.operation: stream_writer(s, formats) for s in STREAMS}
         self._handlers: dict[str, Handler] = {s.operation: self._stream_handler(s) for s in STREAMS}
         self._handlers.update(
             GetContactList=self._get_contact_list,
@@ -123,7 +143,7 @@ class IntegrationService:
         Raises:
             SoapFault: a client fault for a malformed or unknown request.
         """
-        return parse_request(body, content_type, soap_action, self._handlers)
+        return parse_request(body, content_type, soap_action, self._handlers, strict=self.profile.strict_http)
 
     def execute(self, request: SoapRequest, client_ip: str) -> bytes:
         """Authenticate and run one parsed request.
@@ -142,7 +162,9 @@ class IntegrationService:
             user = self.access.authenticate(request, client_ip)
         except AuthFault as fault:
             self.stats.auth_failure(fault.token)
-            raise
+            if self.profile.fault_style == "client":
+                raise
+            raise self._fault(fault.message, request) from None
         children = self._handlers[request.operation](request, user)
         return response_envelope(request.version, request.operation, children)
 
@@ -164,9 +186,12 @@ class IntegrationService:
     def _list_window(self, stream: Stream, request: SoapRequest, user: User) -> str:
         # Values are read before access is checked: ASMX deserialises a request before the
         # method runs, so a malformed value is reported even for a refused list.
-        start, end = _date(request, "StartDate"), _date(request, "EndDate")
+        start, end = self._date(request, "StartDate"), self._date(request, "EndDate")
         include_test = _bool(request, "IncludeTestMessages")
-        list_id = self._allowed_list(request, user)
+        try:
+            list_id = self._allowed_list(request, user)
+        except _Refused as refused:
+            return self._refusal(stream, request, str(refused))
         with self.account_lock:
             rows = self.account.messages(list_id, start, end, include_test) if start <= end else []
         return self._result(stream, request, rows)
@@ -174,27 +199,35 @@ class IntegrationService:
     def _paged(self, stream: Stream, request: SoapRequest, user: User) -> str:
         page = _int(request, "Page")
         dated = stream.request is not RequestKind.MESSAGE_PAGED
-        start, end = (_date(request, "StartDate"), _date(request, "EndDate")) if dated else (_ASMX_MIN_DATE,) * 2
+        start, end = _ASMX_MIN_DATE, _ASMX_MIN_DATE
+        if dated:
+            start, end = self._date(request, "StartDate"), self._date(request, "EndDate")
         if page < 1:
-            raise SoapFault("Page must be 1 or greater.", version=request.version)
-        first = (page - 1) * self.page_size
-        if stream.request is RequestKind.LIST_RANGE_PAGED:
-            list_id = self._allowed_list(request, user)
-            with self.account_lock:
-                rows = self.account.subscribed_contacts(list_id, start, end) if start <= end else ()
-                rows = rows[first : first + self.page_size]
-            return self._result(stream, request, rows)
-        msg_id = self._allowed_message(request, user)
+            raise self._fault("Page must be 1 or greater.", request)
+        size = self.profile.page_size(stream.operation, self.page_size)
+        first = (page - 1) * size
+        try:
+            if stream.request is RequestKind.LIST_RANGE_PAGED:
+                list_id = self._allowed_list(request, user)
+            else:
+                msg_id = self._allowed_message(request, user)
+        except _Refused as refused:
+            return self._refusal(stream, request, str(refused))
         with self.account_lock:
-            if not dated:
+            if stream.request is RequestKind.LIST_RANGE_PAGED:
+                rows = self.account.subscribed_contacts(list_id, start, end) if start <= end else ()
+            elif not dated:
                 rows = self.account.events(stream.name, msg_id)
             else:
                 rows = self.account.events(stream.name, msg_id, start, end) if start <= end else ()
-            rows = rows[first : first + self.page_size]
+            rows = rows[first : first + size]
         return self._result(stream, request, rows)
 
     def _get_contact_list(self, request: SoapRequest, user: User) -> str:
-        list_id = self._allowed_list(request, user)
+        try:
+            list_id = self._allowed_list(request, user)
+        except _Refused as refused:
+            raise self._denied(request, str(refused)) from None
         with self.account_lock:
             row = next(r for r in self.account.lists() if r["ListID"] == list_id)
         self.stats.rows(request.operation, 1)
@@ -217,7 +250,10 @@ class IntegrationService:
 
     def _result(self, stream: Stream, request: SoapRequest, rows: Sequence[Any]) -> str:
         self.stats.rows(request.operation, len(rows))
-        result = self._writers[stream.operation].array(stream.result_element, rows)
+        if not rows and self.profile.empty_result == "omitted":
+            result = ""
+        else:
+            result = self._writers[stream.operation].array(stream.result_element, rows)
         return result + WS_EXCEPTION_NIL if stream.has_ws_exception else result
 
     def _allowed_list(self, request: SoapRequest, user: User) -> int:
@@ -225,7 +261,7 @@ class IntegrationService:
         with self.account_lock:
             exists = list_id in self.account.list_ids()
         if not exists or not user.may_access(list_id):
-            raise self._denied(request, f"ListID {list_id} is not available to this user.")
+            raise _Refused(f"ListID {list_id} is not available to this user.")
         return list_id
 
     def _allowed_message(self, request: SoapRequest, user: User) -> int:
@@ -233,12 +269,32 @@ class IntegrationService:
         with self.account_lock:
             list_id = self.account.message_list_id(msg_id)
         if list_id is None or not user.may_access(list_id):
-            raise self._denied(request, f"MsgID {msg_id} is not available to this user.")
+            raise _Refused(f"MsgID {msg_id} is not available to this user.")
         return msg_id
+
+    def _refusal(self, stream: Stream, request: SoapRequest, detail: str) -> str:
+        """The answer to a refused ID: a fault, or (in-band) no Result and a filled WSException."""
+        if not (self.profile.in_band_refusals and stream.has_ws_exception):
+            raise self._denied(request, detail)
+        self.stats.access_denied()
+        with self.account_lock:
+            now = getattr(self.account, "service_now", None) or self.account.now
+        return (f"<WSException><SoapMethod>{request.operation}</SoapMethod>"
+                f"<DateTime>{format_datetime(now)}</DateTime>"
+                f"<Description>{escape_text(f'[{ACCESS_DENIED}] {detail}')}</Description></WSException>")
 
     def _denied(self, request: SoapRequest, detail: str) -> SoapFault:
         self.stats.access_denied()
-        return SoapFault(f"[{ACCESS_DENIED}] {detail}", version=request.version)
+        return self._fault(f"[{ACCESS_DENIED}] {detail}", request)
+
+    def _fault(self, message: str, request: SoapRequest) -> SoapFault:
+        """A fault raised inside an operation, as the profile's ``fault_style`` shapes it."""
+        if self.profile.fault_style == "asmx":
+            return SoapFault(ASMX_PREFIX + message, client=False, version=request.version)
+        return SoapFault(message, version=request.version)
+
+    def _date(self, request: SoapRequest, name: str) -> datetime:
+        return _param(request, name, lambda text: parse_datetime(text, self._to_local), _ASMX_MIN_DATE)
 
 
 def _unreadable(request: SoapRequest, name: str, text: str) -> SoapFault:
@@ -261,10 +317,6 @@ def _param(request: SoapRequest, name: str, parse: Callable[[str], T], missing: 
 
 def _int(request: SoapRequest, name: str) -> int:
     return _param(request, name, lambda text: int(text.strip()), 0)
-
-
-def _date(request: SoapRequest, name: str) -> datetime:
-    return _param(request, name, parse_datetime, _ASMX_MIN_DATE)
 
 
 def _bool(request: SoapRequest, name: str) -> bool:
