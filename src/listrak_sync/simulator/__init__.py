@@ -5,7 +5,8 @@ The public surface::
     Simulator(account=None, *, seed=1, scale="tiny", host="127.0.0.1", port=0, page_size=2500,
               latency_ms=0.0, jitter_ms=0.0, fail_rate=0.0, fault_kinds=None, fault_seed=0,
               max_concurrency=None, users=None, ip_allowlist=None, lockout_after=5,
-              slow_seconds=30.0)
+              slow_seconds=30.0, profile=None)
+    Profile.friendly(), Profile.pessimistic()        # which variant of each uncertain fact
     User(username, password, list_ids=None)          # list_ids None = every list
     DEFAULT_USERNAME, DEFAULT_PASSWORD               # "demo", "demo-password"
     FAULT_KINDS                                      # server_fault, unavailable, drop, truncated, slow
@@ -19,6 +20,7 @@ from listrak_sync.simulator.access import DEFAULT_PASSWORD, DEFAULT_USERNAME, Us
 from listrak_sync.simulator.core import Simulator
 from listrak_sync.simulator.data import DEFAULT_NOW, EPOCH, SCALES, Account
 from listrak_sync.simulator.faults import FAULT_KINDS, FaultInjector
+from listrak_sync.simulator.profile import PROFILE_NAMES, Profile
 from listrak_sync.simulator.service import ACCESS_DENIED, DEFAULT_PAGE_SIZE
 
 __all__ = [
@@ -29,9 +31,11 @@ __all__ = [
     "DEFAULT_USERNAME",
     "EPOCH",
     "FAULT_KINDS",
+    "PROFILE_NAMES",
     "SCALES",
     "Account",
     "FaultInjector",
+    "Profile",
     "Simulator",
     "User",
 ]

@@ -10,6 +10,9 @@ Example::
         sim.advance(7)              # a week passes: new messages, late events
         sim.configure_faults(fail_rate=0.2, fault_kinds=["unavailable"])
         print(sim.stats()["requests"])
+
+    with Simulator(scale="tiny", profile=Profile.pessimistic()) as sim:
+        ...                         # the worst plausible Listrak (see .profile)
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from listrak_sync.simulator.access import AccessControl, User
 from listrak_sync.simulator.faults import FaultInjector
+from listrak_sync.simulator.profile import Profile
 from listrak_sync.simulator.server import PRODUCTION_URL, SOAP_PATH, SimulatorHTTPServer, bundled_wsdl
 from listrak_sync.simulator.service import DEFAULT_PAGE_SIZE, IntegrationService
 from listrak_sync.simulator.stats import Stats
@@ -56,6 +60,7 @@ class Simulator:
         ip_allowlist: Iterable[str] | None = None,
         lockout_after: int | None = 5,
         slow_seconds: float = 30.0,
+        profile: Profile | str | None = None,
     ) -> None:
         """Build the simulator (the server starts with :meth:`start`).
 
@@ -77,14 +82,22 @@ class Simulator:
             lockout_after: failed logins in a row that lock a user (``None``: never; 0: locked
                 from the start).
             slow_seconds: how long a ``slow`` fault waits before answering.
+            profile: which variant of each uncertain Listrak fact to play: a :class:`Profile`
+                or a preset name (``friendly``, the default, or ``pessimistic``). With an
+                explicit ``account``, the account's own profile is used and this must be
+                omitted or equal to it.
 
         Raises:
             ValueError: an invalid setting.
         """
+        if isinstance(profile, str):
+            profile = Profile.named(profile)
         if account is None:
             from listrak_sync.simulator.data import Account
 
-            account = Account(seed=seed, scale=scale)
+            account = Account(seed=seed, scale=scale, profile=profile)
+        elif profile is not None and profile != getattr(account, "profile", Profile.friendly()):
+            raise ValueError("the account was built with another profile; pass the profile to the Account")
         self.account = account
         self.host, self._requested_port = host, port
         self.faults = FaultInjector(
@@ -176,9 +189,14 @@ class Simulator:
 
     def __repr__(self) -> str:
         where = self.url if self.running else "not running"
-        return f"<Simulator {where} page_size={self.page_size}>"
+        return f"<Simulator {where} page_size={self.page_size} profile={self.profile.name}>"
 
     # -- settings -----------------------------------------------------------------------------
+
+    @property
+    def profile(self) -> Profile:
+        """The variants of the uncertain facts this simulator plays (fixed for its lifetime)."""
+        return self.service.profile
 
     @property
     def page_size(self) -> int:
@@ -221,10 +239,15 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         """Counters since the last reset: requests and rows per operation, faults injected,
-        503s from the concurrency ceiling, refused logins, access denials, malformed requests."""
+        503s from the concurrency ceiling, refused logins, access denials, malformed requests;
+        also the profile's knobs and the clock as the service shows it (``service_now``)."""
         snapshot = self.stats_counter.snapshot()
         snapshot["in_flight"] = self.faults.in_flight
         snapshot["locked_users"] = self.access.locked_users()
+        snapshot["profile"] = self.profile.settings()
+        with self.service.account_lock:
+            service_now = getattr(self.account, "service_now", None) or self.account.now
+        snapshot["service_now"] = service_now.isoformat()
         return snapshot
 
     def reset_stats(self) -> None:

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl, urlsplit
 from listrak_sync.simulator.envelope import (
     SoapFault,
     SoapRequest,
+    UnsupportedMediaType,
     fault_envelope,
     parse_datetime,
     version_for,
@@ -203,6 +204,9 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
             refusal = fault
             stats.malformed()
         stats.request(request.operation if request else UNROUTED)
+        if isinstance(refusal, UnsupportedMediaType):  # strict profile: IIS/ASMX refuses before any SOAP
+            self._send(refusal.status, "text/plain; charset=utf-8", b"Unsupported Media Type")
+            return
         plan = simulator.faults.plan()
         if plan.delay_seconds and self._wait(plan.delay_seconds):
             return
