@@ -16,10 +16,61 @@ import click
 from listrak_sync.simulator.access import DEFAULT_PASSWORD, DEFAULT_USERNAME, User
 from listrak_sync.simulator.core import Simulator
 from listrak_sync.simulator.faults import FAULT_KINDS
+from listrak_sync.simulator.profile import KNOBS, PROFILE_NAMES, Knob, Profile, parse_factor
 from listrak_sync.simulator.service import DEFAULT_PAGE_SIZE
 
 DEFAULT_PORT = 8765
 SCALE_NAMES = ("tiny", "small", "medium", "large")
+
+
+def _knob_option(knob: Knob) -> Any:
+    friendly, pessimistic = (getattr(p, knob.name) for p in (Profile.friendly(), Profile.pessimistic()))
+    if knob.name == "page_size_factors":
+        friendly, pessimistic = (",".join(f"{op}={f:g}" for op, f in value) or "none"
+                                 for value in (friendly, pessimistic))
+    metavar = "DAYS|never" if friendly is None else "TEXT"
+    friendly, pessimistic = ("never" if value is None else value for value in (friendly, pessimistic))
+    text = f"{knob.help} [friendly: {friendly}; pessimistic: {pessimistic}]"
+    if knob.off_flag:
+        return click.option(f"{knob.flag}/{knob.off_flag}", knob.name, default=None, help=text)
+    if knob.choices:
+        return click.option(knob.flag, knob.name, type=click.Choice(knob.choices), help=text)
+    if knob.name == "page_size_factors":
+        return click.option(knob.flag[:-1], knob.name, multiple=True, metavar="OPERATION=FACTOR", help=text)
+    if isinstance(friendly, float):
+        return click.option(knob.flag, knob.name, type=click.FloatRange(min=0), help=text)
+    return click.option(knob.flag, knob.name, metavar=metavar, help=text)
+
+
+def _with_knob_options(command: Any) -> Any:
+    for knob in reversed(KNOBS):
+        command = _knob_option(knob)(command)
+    return command
+
+
+def _profile(options: dict[str, Any]) -> Profile:
+    """The preset named by ``--profile`` with every knob flag given on top of it."""
+    profile = Profile.named(options.pop("profile"))
+    changes: dict[str, Any] = {}
+    for knob in KNOBS:
+        value = options.pop(knob.name)
+        if value is None or value == ():
+            continue
+        if knob.name == "page_size_factors":
+            value = {**dict(profile.page_size_factors), **dict(parse_factor(text) for text in value)}
+        elif knob.name == "list_withdrawal_days":
+            value = _days_or_never(value)
+        changes[knob.name] = value
+    return profile.replace(**changes)
+
+
+def _days_or_never(text: str) -> float | None:
+    if text.strip().lower() == "never":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--list-withdrawal-days takes a number of days or 'never', not {text!r}") from None
 
 
 @click.command("simulator")
@@ -44,17 +95,24 @@ SCALE_NAMES = ("tiny", "small", "medium", "large")
               help="In-flight SOAP requests beyond which the server answers 503.")
 @click.option("--username", default=DEFAULT_USERNAME, show_default=True, help="API username to accept.")
 @click.option("--password", default=DEFAULT_PASSWORD, show_default=True, help="API password to accept.")
+@click.option("--profile", default="friendly", show_default=True, type=click.Choice(PROFILE_NAMES),
+              help="Which variant of each uncertain Listrak fact to play: friendly, or pessimistic (the worst "
+                   "plausible one). The flags below change single knobs on top of it.")
+@_with_knob_options
 def simulator_command(**options: Any) -> None:
     """Serve a local Listrak SOAP API (v31) with a synthetic account until Ctrl-C.
 
     It prints the endpoint, the WSDL URL and the credentials to use. Move its clock with
-    POST /_simulator/clock {"advance_days": 7}; read counters at GET /_simulator/stats.
+    POST /_simulator/clock {"advance_days": 7}; read counters and the profile at
+    GET /_simulator/stats.
 
     \b
-    Example:
+    Examples:
       listrak-sync simulator --port 8765 --scale small --latency-ms 20 --fail-rate 0.05
+      listrak-sync simulator --profile pessimistic --range-bounds inclusive
     """
     try:
+        profile = _profile(options)
         sim = Simulator(
             seed=options["seed"],
             scale=options["scale"],
@@ -68,6 +126,7 @@ def simulator_command(**options: Any) -> None:
             fault_seed=options["fault_seed"],
             max_concurrency=options["max_concurrency"],
             users=[User(options["username"], options["password"])],
+            profile=profile,
         )
         sim.start()
     except ValueError as exc:
@@ -96,6 +155,7 @@ def _print_banner(sim: Simulator, options: dict[str, Any]) -> None:
         f"  username:  {options['username']}",
         f"  password:  {options['password']}",
         f"  clock:     {sim.now.isoformat()}",
+        f"  profile:   {sim.profile.name}",
         f"  stats:     {sim.base_url}/_simulator/stats",
         f"  faults:    latency {faults.latency_ms:g} ms (+{faults.jitter_ms:g}), fail rate {faults.fail_rate:g}"
         f" ({', '.join(faults.fault_kinds)}), max concurrency {faults.max_concurrency or 'none'}",
