@@ -14,13 +14,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import zeep
 from tap_helpers import (
+    RFC3339_UTC,
     TAP,
+    TAP_LISTRAK_KEYS,
+    TEXT_DATES,
     assert_records_match,
     clean_env,
     config_for,
     parse_messages,
     parse_rfc3339,
+    parse_sent_date,
     record_row,
     records_of,
     run_tap,
@@ -30,8 +35,9 @@ from tap_helpers import (
     write_json,
 )
 
-from listrak_sync.simulator import Simulator, User
+from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
+from listrak_sync.simulator.render import format_datetime
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
 from listrak_sync.tap_catalog import discover
 from listrak_sync.tap_state import BOOKMARK_FIELDS
@@ -140,11 +146,68 @@ def test_output_is_well_formed_and_no_checkpoint_runs_ahead_of_its_records(tmp_p
         stream = STREAMS_BY_NAME[table]
         for record in records:
             for column in stream.table_columns:
-                if column.type.value == "timestamp" and record.get(column.name) is not None:
-                    parse_rfc3339(record[column.name])
+                value = record.get(column.name)
+                if column.type.value == "timestamp" and value is not None:
+                    parse_sent_date(value) if TEXT_DATES.get(table) == column.name else parse_rfc3339(value)
     checkpoints = assert_checkpoints_follow_records(messages, truth, sent)
     assert checkpoints >= 3, "expected checkpoints while the streams ran"
     assert list_ids  # the subscribed_contacts checkpoints walked real lists
+
+
+def zeep_event_dates(sim: Simulator, table: str) -> Counter[tuple[int, str, str]]:
+    """(MsgID, EmailAddress, date) of every row, as tap-listrak 1.3.1 read them: zeep, pages until empty."""
+    stream = STREAMS_BY_NAME[table]
+    service = getattr(zeep.Client(sim.wsdl_url).service, stream.operation)
+    header = {"WSUser": {"UserName": DEFAULT_USERNAME, "Password": DEFAULT_PASSWORD}}
+    rows: Counter[tuple[int, str, str]] = Counter()
+    for msg_id in send_dates(sim):
+        for page in range(1, 1000):
+            items = service(MsgID=msg_id, StartDate=EPOCH, EndDate=datetime(2100, 1, 1), Page=page,
+                            _soapheaders=header)
+            if not items:
+                break
+            rows.update((msg_id, item["EmailAddress"], item[TEXT_DATES[table]]) for item in items)
+    return rows
+
+
+def test_event_dates_are_emitted_as_the_service_sent_them_unless_typed_event_dates(tmp_path: Path) -> None:
+    with Simulator(scale="tiny", page_size=7) as sim:
+        as_sent = sync(tmp_path, sim)
+        typed = sync(tmp_path, sim, typed_event_dates=True)
+        wire = {table: zeep_event_dates(sim, table) for table in TEXT_DATES}
+        truth = {table: sim.account.ground_truth(table, EPOCH) for table in TEXT_DATES}
+    for messages, typed_dates in ((as_sent, False), (typed, True)):
+        schemas = {m["stream"]: m["schema"]["properties"] for m in messages if m["type"] == "SCHEMA"}
+        records = records_of(messages)
+        for table, field in TEXT_DATES.items():
+            assert_records_match(table, records[table], truth[table])
+            emitted = Counter((r["MsgID"], r["EmailAddress"], r[field]) for r in records[table])
+            if typed_dates:
+                assert schemas[table][field] == {"type": ["null", "string"], "format": "date-time",
+                                                 "description": schemas[table][field]["description"]}
+                assert all(parse_rfc3339(date) for _, _, date in emitted)
+                continue
+            # Character for character what zeep (and so tap-listrak) got, and what the simulator wrote.
+            assert "format" not in schemas[table][field] and schemas[table][field]["type"] == ["null", "string"]
+            assert emitted == wire[table], table
+            assert emitted == Counter((r["MsgID"], r["EmailAddress"], format_datetime(r[field])) for r in truth[table])
+        # Only those four: every other date is RFC 3339 UTC in both modes.
+        assert all(RFC3339_UTC.match(r["SendDate"]) for r in records["messages"])
+        assert all(RFC3339_UTC.match(r["RemovalDate"]) for r in records["message_unsubs"])
+    fractions = [r[f] for t, f in TEXT_DATES.items() for r in records_of(as_sent)[t] if "." in r[f]]
+    assert fractions and all(len(text.rpartition(".")[2]) <= 3 for text in fractions)  # as sent, not padded
+
+
+def test_schema_messages_carry_tap_listrak_s_keys_and_nullable_properties(tmp_path: Path) -> None:
+    with Simulator(scale="tiny", page_size=7) as sim:
+        messages = sync(tmp_path, sim)
+    schemas = {m["stream"]: m for m in messages if m["type"] == "SCHEMA"}
+    assert {name: m["key_properties"] for name, m in schemas.items()} == TAP_LISTRAK_KEYS
+    for message in schemas.values():
+        for prop in message["schema"]["properties"].values():
+            assert "null" in prop["type"]
+    records = records_of(messages)["subscribed_contacts"]
+    assert len({(r["ListID"], r["ContactID"]) for r in records}) == len(records)
 
 
 def _select(
@@ -178,6 +241,7 @@ def test_selection_is_honoured_from_catalog_and_properties_with_lists_and_messag
             assert set(schemas) == {"message_clicks", "subscribed_contacts"}, flag
             assert "LinkDescription" not in schemas["message_clicks"]["schema"]["properties"]
             assert schemas["message_clicks"]["key_properties"] == ["MsgID", "EmailAddress"]
+            assert schemas["subscribed_contacts"]["key_properties"] == ["ListID", "ContactID"]
             records = records_of(messages)
             assert set(records) == {"message_clicks", "subscribed_contacts"}, flag
             assert all("LinkDescription" not in r and "MsgID" in r for r in records["message_clicks"])

@@ -13,11 +13,14 @@ import sys
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tap_helpers import (
+    TAP_LISTRAK_KEYS,
+    TEXT_DATES,
     clean_env,
     config_for,
     parse_messages,
@@ -33,7 +36,8 @@ from listrak_sync.errors import ConfigError
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.streams import STREAM_NAMES, STREAMS, ColumnType
 from listrak_sync.tap import settings_from_config
-from listrak_sync.tap_catalog import discover, read_selection, record_properties
+from listrak_sync.tap_about import TAP_OPTIONS
+from listrak_sync.tap_catalog import discover, read_selection, record_properties, text_dates
 from listrak_sync.tap_state import TapState
 
 # The catalog's shape per the Singer spec, as a Draft 4 schema (checked by jsonschema in the
@@ -101,33 +105,58 @@ def test_discover_prints_a_singer_catalog_without_config_or_network() -> None:
     assert [e["tap_stream_id"] for e in catalog["streams"]] == list(STREAM_NAMES)
     for stream, entry in zip(STREAMS, catalog["streams"], strict=True):
         assert set(entry) == {"tap_stream_id", "stream", "key_properties", "schema", "metadata"}
-        assert entry["stream"] == stream.name and entry["key_properties"] == list(stream.key)
+        # tap-listrak 1.3.1's keys: subscribed_contacts is ListID, ContactID (the dlt table's key
+        # stays the stream table's ContactID, ListID).
+        assert entry["stream"] == stream.name and entry["key_properties"] == TAP_LISTRAK_KEYS[stream.name]
+        assert set(entry["key_properties"]) == set(stream.key)
         schema = entry["schema"]
         assert schema["type"] == "object" and schema["additionalProperties"] is False
         assert tuple(schema["properties"]) == record_properties(stream)
-        assert set(stream.key) <= set(schema["properties"])
         for column in stream.table_columns:
             prop = schema["properties"][column.path[0]]
             if len(column.path) > 1:
                 assert prop["type"] == ["null", "object"]
                 prop = prop["properties"][column.path[1]]
-            assert ("null" in prop["type"]) == column.nullable, column.name
-            if column.type is ColumnType.TIMESTAMP:
-                assert "string" in prop["type"] and prop["format"] == "date-time"
+            assert prop["type"][0] == "null", column.name  # every property nullable, as in tap-listrak
+            if TEXT_DATES.get(stream.name) == column.name:  # s:string in the WSDL: as sent
+                assert prop == {"type": ["null", "string"], "description": column.description}
+            elif column.type is ColumnType.TIMESTAMP:
+                assert prop["type"] == ["null", "string"] and prop["format"] == "date-time"
             if column.type is ColumnType.TEXT_LIST:
-                assert "array" in prop["type"] and prop["items"] == {"type": "string"}
+                assert prop["type"] == ["null", "array"] and prop["items"] == {"type": "string"}
         root = [m["metadata"] for m in entry["metadata"] if m["breadcrumb"] == []]
         assert len(root) == 1
-        assert root[0]["table-key-properties"] == list(stream.key)
+        assert root[0]["table-key-properties"] == TAP_LISTRAK_KEYS[stream.name]
         assert root[0]["forced-replication-method"] == "FULL_TABLE"
-        assert root[0]["inclusion"] == "available" and root[0]["selected-by-default"] is True
+        # tap-listrak 1.3.1 marks the parents automatic, and every field.
+        parent = stream.name in ("lists", "messages")
+        assert root[0]["inclusion"] == ("automatic" if parent else "available")
+        assert root[0]["selected-by-default"] is True
         assert root[0].get("parent-tap-stream-id") == stream.parent
         fields = {tuple(m["breadcrumb"]): m["metadata"] for m in entry["metadata"] if m["breadcrumb"]}
         assert set(fields) == {("properties", name) for name in schema["properties"]}
-        for key in stream.key:
-            assert fields[("properties", key)]["inclusion"] == "automatic"
+        assert all(field == {"inclusion": "automatic", "selected-by-default": True} for field in fields.values())
     lists = catalog["streams"][0]["schema"]["properties"]
     assert set(lists["Vmta"]["properties"]) == {"VmtaID", "Description"}
+
+
+def test_the_text_dates_are_read_from_the_wsdl_and_typed_event_dates_types_them(tmp_path: Path) -> None:
+    assert text_dates() == set(TEXT_DATES.items())
+    config = write_json(tmp_path / "config.json", {"typed_event_dates": True})
+    result = run_tap("--config", config, "--discover")
+    assert result.returncode == 0, result.stderr
+    typed = json.loads(result.stdout)
+    assert typed == discover(typed_event_dates=True)
+    for entry in typed["streams"]:
+        field = TEXT_DATES.get(entry["tap_stream_id"])
+        if field:
+            assert entry["schema"]["properties"][field]["format"] == "date-time"
+    untyped = {e["tap_stream_id"]: e for e in discover()["streams"]}
+    for entry in typed["streams"]:  # nothing else differs
+        field = TEXT_DATES.get(entry["tap_stream_id"])
+        if field:
+            entry["schema"]["properties"][field].pop("format")
+        assert entry == untyped[entry["tap_stream_id"]]
 
 
 def test_discover_output_passes_singer_python_and_jsonschema(tmp_path: Path) -> None:
@@ -139,7 +168,7 @@ def test_discover_output_passes_singer_python_and_jsonschema(tmp_path: Path) -> 
     parsed = json.loads(result.stdout)
     assert list(parsed) == list(STREAM_NAMES)
     for stream in STREAMS:
-        assert parsed[stream.name]["keys"] == list(stream.key)
+        assert parsed[stream.name]["keys"] == TAP_LISTRAK_KEYS[stream.name]
         assert parsed[stream.name]["method"] == "FULL_TABLE"
         assert parsed[stream.name]["properties"] == sorted(record_properties(stream))
 
@@ -156,7 +185,10 @@ def test_about_json_and_markdown() -> None:
     assert settings["properties"]["password"]["secret"] is True
     assert "tables" not in settings["properties"]  # selection is the catalog's job
     settings_fields = {f.name for f in dataclasses.fields(Settings)}
-    assert set(settings["properties"]) <= settings_fields  # every tap key is a real setting
+    # Every tap key is a real setting, or one of the tap's own.
+    assert set(settings["properties"]) <= settings_fields | set(TAP_OPTIONS)
+    assert settings["properties"]["typed_event_dates"]["type"] == "boolean"
+    assert settings["properties"]["typed_event_dates"]["default"] is False
     assert json.loads(run_tap("--about").stdout) == about
     markdown = run_tap("--about", "--format", "markdown")
     assert markdown.returncode == 0
@@ -193,6 +225,30 @@ def test_test_flag_fails_with_the_check_command_s_message(
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert lines == [f"CRITICAL {check_message}"] and needle in lines[0]
+
+
+def test_version_is_the_listrak_sync_distribution_s() -> None:
+    result = run_tap("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"tap-listrak {metadata.version('listrak-sync')} (listrak-sync)\n"
+
+
+@pytest.mark.parametrize("flags", [["--test"], []], ids=["test", "sync"])
+def test_an_unreachable_endpoint_is_configuration_exit_2_as_in_listrak_sync_check(
+    flags: list[str], tmp_path: Path
+) -> None:
+    endpoint = "http://127.0.0.1:9/v31/IntegrationService.asmx"  # the discard port: connection refused
+    config = {"username": "u", "password": "pw-1234", "start_date": "2024-01-01", "endpoint": endpoint,
+              "max_retries": 0}
+    result = run_tap("--config", write_json(tmp_path / "config.json", config), *flags)
+    env = clean_env() | {"LISTRAK_USERNAME": "u", "LISTRAK_PASSWORD": "pw-1234", "LISTRAK_ENDPOINT": endpoint,
+                         "LISTRAK_MAX_RETRIES": "0"}
+    check = subprocess.run([sys.executable, "-m", "listrak_sync", "check"], capture_output=True, text=True, env=env,
+                           stdin=subprocess.DEVNULL, timeout=120)
+    assert (result.returncode, check.returncode) == (2, 2), (result.stderr, check.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("CRITICAL Cannot connect") and "Traceback" not in result.stderr
+    assert lines[0].removeprefix("CRITICAL ") == check.stderr.strip().removeprefix("Error: ")
 
 
 def test_test_flag_passes_with_good_credentials(tmp_path: Path) -> None:
@@ -232,11 +288,14 @@ def test_the_password_never_appears_on_stdout_or_stderr(tmp_path: Path) -> None:
         ({"username": "u", "password": "pw-1234", "start_date": "13/45/2024"}, [], "start date"),
         ({"username": "u", "password": "pw-1234", "start_date": "01/01/2999"}, [], "future"),
         ({"username": "u", "password": "pw-1234", "start_date": "2024-01-01", "concurrency": 0}, [], "concurrency"),
+        ({"username": "u", "password": "pw-1234", "start_date": "2024-01-01", "typed_event_dates": "maybe"}, [],
+         "typed_event_dates"),
         (None, [], "not valid JSON"),
         ({"username": "u", "password": "pw-1234", "start_date": "2024-01-01"}, ["--catalog", "CATALOG"], "streams"),
         ({"username": "u", "password": "pw-1234", "start_date": "2024-01-01"}, ["--state", "STATE"], "ISO 8601"),
     ],
-    ids=["no-password", "bad-date", "future-date", "bad-concurrency", "not-json", "bad-catalog", "bad-state"],
+    ids=["no-password", "bad-date", "future-date", "bad-concurrency", "bad-typed-dates", "not-json", "bad-catalog",
+         "bad-state"],
 )
 def test_bad_configuration_is_one_critical_line_and_exit_2(
     tmp_path: Path, config: dict[str, Any] | None, args: list[str], needle: str
@@ -271,21 +330,27 @@ def test_tap_listrak_config_and_date_forms(start_date: str, caplog: pytest.LogCa
 
 
 def test_selection_reads_tap_listrak_and_meltano_catalogs() -> None:
-    # tap-listrak's own discovery: everything "selected": true, lists/messages "automatic".
+    # tap-listrak 1.3.1's discovery: the same metadata as ours, with "selected": true everywhere.
     old = discover()
     for entry in old["streams"]:
         for item in entry["metadata"]:
             item["metadata"]["selected"] = True
-            if not item["breadcrumb"] and entry["tap_stream_id"] in ("lists", "messages"):
-                item["metadata"]["inclusion"] = "automatic"
     assert read_selection(old).streams == set(STREAM_NAMES)
-    # Meltano writes an explicit "selected" everywhere; deselecting a forced parent works too.
+    # Meltano writes an explicit "selected" everywhere: it wins over "automatic", for a parent
+    # stream (tap-listrak 1.3.1 would still emit lists) and for a non-key field alike.
     for entry in old["streams"]:
         if entry["tap_stream_id"] in ("lists", "message_sends"):
             entry["metadata"][0]["metadata"]["selected"] = False
+        if entry["tap_stream_id"] == "subscribed_contacts":
+            for item in entry["metadata"]:
+                if item["breadcrumb"] in (["properties", "AdditionMethod"], ["properties", "ListID"]):
+                    assert item["metadata"]["inclusion"] == "automatic"
+                    item["metadata"]["selected"] = False
     old["streams"].append({"tap_stream_id": "campaigns", "schema": {}, "metadata": []})  # a stream we do not have
     selection = read_selection(old)
     assert selection.streams == set(STREAM_NAMES) - {"lists", "message_sends"}
+    contacts = selection.properties["subscribed_contacts"]
+    assert "AdditionMethod" not in contacts and "ListID" in contacts  # key properties are always emitted
     # No selection information at all: nothing is selected (the Singer convention).
     bare = {"streams": [{"tap_stream_id": s.name, "schema": {}} for s in STREAMS]}
     assert read_selection(bare).streams == set()
