@@ -31,6 +31,7 @@ from listrak_sync.errors import (
     ServiceFaultError,
     ServiceUnavailableError,
     TransportError,
+    WrongEndpointError,
 )
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
@@ -169,7 +170,7 @@ def test_truncated_or_garbage_200_is_malformed_and_retried(canned: CannedServer,
         (502, b"<html><body>Bad gateway</body></html>", None, ServerFaultError, True),
         (503, b"<html>busy</html>", None, ServiceUnavailableError, True),
         (429, b"", None, ServiceUnavailableError, True),
-        (404, b"<html>Not found</html>", None, ServiceFaultError, False),
+        (404, b"<html>Not found</html>", None, WrongEndpointError, False),
     ],
 )
 def test_faults_are_classified_once_and_only_transient_ones_retried(

@@ -1,0 +1,183 @@
+"""What an answer of the service means for the caller: the one place that turns answers into errors.
+
+::
+
+    classify_fault(fault)            a SOAP fault or WSException, by Listrak's bracketed token
+    overloaded(reply)                HTTP 503/429: back off (Retry-After kept for the backoff)
+    not_soap(reply, root, problem)   an answer that is no SOAP envelope, by status and content:
+                                     a web page, 404 or redirect -> the endpoint is wrong (config),
+                                     5xx -> transient, a cut-off envelope -> malformed (transient)
+
+Server text quoted in a message must already be redacted (the client does it).
+"""
+
+from __future__ import annotations
+
+import re
+from http import HTTPStatus
+
+from lxml import etree
+
+from listrak_sync.config import PRODUCTION_ENDPOINT
+from listrak_sync.errors import (
+    InvalidLogonError,
+    ListrakSyncError,
+    LoginAttemptsExceededError,
+    MalformedResponseError,
+    ObjectRefusedError,
+    ProhibitedIPError,
+    ServerFaultError,
+    ServiceFaultError,
+    ServiceUnavailableError,
+    WrongEndpointError,
+)
+from listrak_sync.soap.parse import SOAP11_ENV, SOAP12_ENV, SoapFault
+from listrak_sync.soap.transport import Reply
+
+Scope = tuple[str, int]
+# IIS's "404 - File or directory not found." inside a fault (tap-listrak skipped such messages),
+# but not the digits 404 inside a longer number such as an ID.
+_IIS_404 = re.compile(r"(?<![\d.])404(?![\d.])")
+_ENVELOPES = (f"{{{SOAP11_ENV}}}Envelope", f"{{{SOAP12_ENV}}}Envelope")
+_HTML = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?<(!doctype\s+html|html)[\s>]", re.IGNORECASE)
+# Statuses that say "nothing at this address answers SOAP POSTs", not "try again".
+_NOT_HERE = (404, 405, 410)
+_RIGHT_ENDPOINT = (
+    f"Set the endpoint to the SOAP service's .../v31/IntegrationService.asmx URL ({PRODUCTION_ENDPOINT} "
+    "for production, or the URL the simulator prints)."
+)
+
+
+def public_type(error: ListrakSyncError) -> type[ListrakSyncError]:
+    """The error's class as the errors module declares it (not a private helper subclass)."""
+    for kind in type(error).__mro__:
+        if kind.__module__ == ListrakSyncError.__module__ and issubclass(kind, ListrakSyncError):
+            return kind
+    return type(error)
+
+
+class Overloaded(ServiceUnavailableError):
+    """HTTP 503/429; remembers the server's Retry-After for the backoff."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def overloaded(operation: str, reply: Reply) -> Overloaded:
+    """The error for an HTTP 503/429 answer."""
+    return Overloaded(
+        f"Listrak is overloaded (HTTP {reply.status}) answering {operation}; backing off.",
+        _retry_after(reply.headers.get("Retry-After")),
+    )
+
+
+def classify_fault(fault: SoapFault, *, scope: Scope | None, username: str) -> ListrakSyncError:
+    """Turn a SOAP fault (or an in-band WSException) into the error the caller should handle.
+
+    The one place that reads fault text, and only for Listrak's bracketed tokens
+    (REFERENCE.md §8) and the IIS "404" that tap-listrak saw for unavailable messages.
+
+    Args:
+        fault: code local name (``Client``/``Server``), text and detail, already redacted.
+        scope: ``("list", id)`` or ``("message", id)`` when the call concerns one object.
+        username: the API user, for the message.
+
+    Returns:
+        The exception to raise (not raised here).
+    """
+    text = f"{fault.text} {fault.detail}".strip().rstrip(".")
+    if "[InvalidLogonAttempt]" in text:
+        return InvalidLogonError(
+            f"Listrak rejected the username or password for user {username!r}. Check "
+            "LISTRAK_USERNAME/LISTRAK_PASSWORD; repeated failures lock the account."
+        )
+    if "[LoginAttemptsExceeded]" in text:
+        return LoginAttemptsExceededError(
+            f"Listrak user {username!r} is locked after too many failed logins; wait or ask a "
+            "Listrak admin to unlock it (Manage > Accounts > User Manager), then check the password."
+        )
+    if "[ProhibitedIPAddress]" in text:
+        return ProhibitedIPError(
+            "Listrak refused this machine's IP address. Add it under Manage > Accounts > "
+            "SOAP API IP Authorization."
+        )
+    refused = "[AccessDenied]" in text or _IIS_404.search(text) is not None or fault.code in ("Client", "Sender")
+    if refused and scope is not None:
+        kind, object_id = scope
+        return ObjectRefusedError(
+            f"Listrak refused {kind} {object_id} ({text}); the API user may not "
+            f"have access to it. It was skipped; grant access under Manage > Accounts > User Manager.",
+            kind=kind,
+            object_id=object_id,
+        )
+    if refused:
+        return ServiceFaultError(f"Listrak refused the request: {text}. Check the settings and the user's access.")
+    return ServerFaultError(f"Listrak had a server error: {text or 'no details given'}.")
+
+
+def not_soap(operation: str, reply: Reply, root: etree._Element | None, problem: str) -> ListrakSyncError:
+    """The error for an answer that is not a readable SOAP envelope.
+
+    Args:
+        operation: the operation asked.
+        reply: the answer.
+        root: its parsed root element, if it was well-formed XML.
+        problem: what the parser found wrong, already redacted.
+
+    Returns:
+        :class:`WrongEndpointError` for a redirect, a 404/405/410, or a successful answer that
+        is a web page or another document; :class:`ServerFaultError` (retried) for a 5xx;
+        :class:`ServiceFaultError` for other statuses; else :class:`MalformedResponseError`
+        (retried: a cut-off envelope).
+    """
+    status, url = reply.status, reply.url
+    if 300 <= status < 400:
+        location = (reply.headers.get("Location") or "an address it does not name")[:200]
+        return WrongEndpointError(
+            f"The endpoint {url} redirects to {location} (HTTP {status}); a SOAP request cannot follow "
+            f"a redirect. {_RIGHT_ENDPOINT}"
+        )
+    if status in _NOT_HERE:
+        return WrongEndpointError(
+            f"The endpoint {url} is not the Listrak SOAP service: it answered {operation} with HTTP {status} "
+            f"({HTTPStatus(status).phrase.lower()}). {_RIGHT_ENDPOINT}"
+        )
+    if status >= 500:
+        return ServerFaultError(f"Listrak answered {operation} with HTTP {status} and no SOAP fault.")
+    what = _document_kind(reply, root)
+    if 200 <= status < 300 and what is not None:
+        return WrongEndpointError(
+            f"The endpoint {url} is not the Listrak SOAP service: it answered {operation} with {what} "
+            f"(HTTP {status}). {_RIGHT_ENDPOINT}"
+        )
+    if status != 200:
+        return ServiceFaultError(
+            f"The endpoint answered {operation} with HTTP {status}, not SOAP. Check the endpoint URL."
+        )
+    return MalformedResponseError(f"{operation}: {problem}")
+
+
+def _document_kind(reply: Reply, root: etree._Element | None) -> str | None:
+    """What the answer is, when it is plainly not a SOAP answer (a cut-off envelope is not that)."""
+    media = (reply.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if "html" in media or _HTML.match(reply.body[:1024].removeprefix(b"\xef\xbb\xbf")):
+        return "an HTML page"
+    if root is not None and root.tag not in _ENVELOPES:
+        name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
+        return f"an XML document that is not SOAP (root element {name!r})"
+    if media and "xml" not in media:
+        return f"a {media} document"
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+__all__ = ["Overloaded", "Scope", "classify_fault", "not_soap", "overloaded", "public_type"]

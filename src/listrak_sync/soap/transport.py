@@ -1,0 +1,277 @@
+"""One HTTP exchange, bounded in time and size: the SOAP client's only contact with the network.
+
+::
+
+    Transport.post(url, body, headers, operation) -> Reply(status, headers, body, url)
+        connecting             connect_timeout
+        each read              read_timeout            (the socket timeout: per read)
+        the whole exchange     request_deadline        (a watchdog shuts the socket down)
+        the body               max_response_bytes      (counted after gzip/deflate decoding)
+
+A per-read timeout cannot stop a server that trickles a byte every few seconds, and
+``requests`` reads a body in fixed-size chunks that each wait for all their bytes, so checking
+the clock between chunks is not enough either. A timer per exchange therefore shuts the socket
+down when ``request_deadline`` passes; the blocked read returns at once and the exchange ends
+in a :class:`DeadlineExceededError`. The timer learns the socket when the request has been sent
+(the session's connections register it before reading the status line, so trickled headers
+are cut short too) and, once the headers are in, through urllib3's ``HTTPResponse.shutdown``.
+
+The body is streamed (urllib3 decompresses it a bounded piece at a time) and refused as soon
+as it passes ``max_response_bytes``, so a gzip bomb or an endless body costs at most that much
+memory and is downloaded once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError, ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
+
+from listrak_sync.config import Settings
+from listrak_sync.errors import MalformedResponseError, ResponseTooLargeError, TransportError
+from listrak_sync.soap.stats import ClientStats
+
+# Big enough to keep Python's per-chunk overhead negligible, small enough that the size cap
+# is checked often (urllib3 inflates compressed bodies one chunk at a time).
+_CHUNK_BYTES = 64 * 1024
+
+
+class TimedOutError(TransportError):
+    """A connect or read timeout: the service may be overloaded (the limiter backs off)."""
+
+
+class DeadlineExceededError(TimedOutError):
+    """The whole exchange took longer than ``request_deadline``."""
+
+
+class UnreachableError(TransportError):
+    """No connection could be made (refused, no route, connect timeout, unknown host)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer read whole: status, headers (case-insensitive), decoded body, the URL asked."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+
+class _Watch:
+    """The deadline of one exchange, and how to cut it short when it passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._stop: Callable[[], object] | None = None
+        self._finished = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def stop_with(self, stop: Callable[[], object]) -> None:
+        """Cut the exchange short with ``stop`` when the deadline passes (at once if it has)."""
+        with self._lock:
+            self._stop = stop
+            if self.expired and not self._finished:
+                _quietly(stop)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._finished, self._stop = True, None
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            self.expired = True
+            if self._stop is not None:
+                _quietly(self._stop)
+
+
+def _quietly(stop: Callable[[], object]) -> None:
+    # The socket may be closed already, or (urllib3's RuntimeError) back in the pool, where it
+    # belongs to another exchange now and must be left alone.
+    with contextlib.suppress(OSError, RuntimeError, ValueError):
+        stop()
+
+
+_CURRENT = threading.local()
+
+
+def _register(sock: socket.socket | None) -> None:
+    watch: _Watch | None = getattr(_CURRENT, "watch", None)
+    if watch is not None and sock is not None:
+        watch.stop_with(lambda: sock.shutdown(socket.SHUT_RDWR))
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:
+        _register(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:
+        _register(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """urllib3's pools, with connections that tell the exchange's watchdog their socket."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def new_session(concurrency: int) -> requests.Session:
+    """A pooled session for ``concurrency`` requests in flight, without urllib3's own retries."""
+    session = requests.Session()
+    # Retries are the client's (one policy, with jitter and the limiter); urllib3 must not add its own.
+    adapter = _WatchedAdapter(pool_connections=1, pool_maxsize=concurrency, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update({"User-Agent": "listrak-sync", "Connection": "keep-alive"})
+    return session
+
+
+class Transport:
+    """POSTs request bodies and reads the answers within the settings' time and size bounds.
+
+    Args:
+        settings: timeouts, ``request_deadline``, ``max_response_bytes`` and concurrency.
+        stats: counts every exchange that got an answer, and the bytes read.
+        session: an HTTP session to use (the caller closes it); one is made if not given.
+            A session made elsewhere still gets the deadline once the headers are in.
+    """
+
+    def __init__(self, settings: Settings, stats: ClientStats, session: requests.Session | None = None) -> None:
+        self._own_session = session is None
+        self.session = session or new_session(settings.concurrency)
+        self._stats = stats
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self._deadline = settings.request_deadline
+        self._limit = settings.max_response_bytes
+
+    def close(self) -> None:
+        """Close the session if this transport made it."""
+        if self._own_session:
+            self.session.close()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], operation: str) -> Reply:
+        """POST ``body`` to ``url`` and read the whole answer (redirects are not followed).
+
+        Args:
+            url: the endpoint.
+            body: the request body.
+            headers: request headers.
+            operation: what is being asked, for messages and counters.
+
+        Returns:
+            The answer, whatever its status.
+
+        Raises:
+            DeadlineExceededError: the exchange took longer than ``request_deadline``.
+            TimedOutError: connecting or one read took longer than its timeout.
+            TransportError: no connection, or it broke off.
+            MalformedResponseError: a compressed body that does not decompress.
+            ResponseTooLargeError: the body passed ``max_response_bytes``.
+        """
+        watch = _Watch(self._deadline)
+        _CURRENT.watch = watch
+        watch.start()
+        try:
+            return self._exchange(url, body, headers, operation, watch)
+        except requests.RequestException as exc:
+            raise self._failure(exc, url, operation, watch) from None
+        finally:
+            _CURRENT.watch = None
+            watch.finish()
+
+    def _exchange(
+        self, url: str, body: bytes, headers: Mapping[str, str], operation: str, watch: _Watch
+    ) -> Reply:
+        response = self.session.post(
+            url, data=body, headers=dict(headers), timeout=self._timeout, stream=True, allow_redirects=False
+        )
+        with response:
+            raw: BaseHTTPResponse = response.raw
+            watch.stop_with(raw.shutdown)
+            received = 0
+            try:
+                chunks: list[bytes] = []
+                for chunk in response.iter_content(_CHUNK_BYTES):
+                    received += len(chunk)
+                    if received > self._limit:
+                        raise self._too_large(url, operation)
+                    if watch.expired:
+                        raise self._deadline_passed(url, operation)
+                    chunks.append(chunk)
+            finally:
+                self._stats.count_request(operation, received)
+        return Reply(response.status_code, response.headers, b"".join(chunks), url)
+
+    def _failure(
+        self, exc: requests.RequestException, url: str, operation: str, watch: _Watch
+    ) -> TransportError | MalformedResponseError:
+        if watch.expired:
+            return self._deadline_passed(url, operation)
+        if isinstance(exc, requests.exceptions.ContentDecodingError):
+            return MalformedResponseError(
+                f"The answer to {operation} from {url} says it is compressed but does not decompress."
+            )
+        reason = _reason(exc)
+        cause = exc.args[0] if exc.args else None
+        if isinstance(exc, requests.ConnectTimeout) or isinstance(getattr(cause, "reason", None), NewConnectionError):
+            return UnreachableError(f"Cannot connect to {url}: {reason}. Check the endpoint URL and network.")
+        # requests reports a read timeout in the body as a ConnectionError around urllib3's.
+        if isinstance(exc, requests.Timeout) or isinstance(cause, ReadTimeoutError):
+            return TimedOutError(
+                f"Timed out calling {operation} at {url}: {reason}. Check the endpoint URL and network; "
+                "raise read_timeout if the service is just slow."
+            )
+        return TransportError(f"The connection to {url} broke off during {operation}: {reason}.")
+
+    def _deadline_passed(self, url: str, operation: str) -> DeadlineExceededError:
+        return DeadlineExceededError(
+            f"{operation} at {url} took longer than request_deadline ({self._deadline:g} s) and was cut off; "
+            "the service or the network is too slow. Raise request_deadline if that is expected."
+        )
+
+    def _too_large(self, url: str, operation: str) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"The answer to {operation} from {url} passed max_response_bytes ({self._limit:,} bytes, "
+            "counted decompressed) and was not read further. Check the endpoint; raise "
+            "max_response_bytes only if Listrak really sends pages that large."
+        )
+
+
+def _reason(exc: requests.RequestException) -> str:
+    reason = str(exc) or type(exc).__name__
+    return reason if len(reason) <= 300 else reason[:300] + "..."
+
+
+__all__ = ["DeadlineExceededError", "Reply", "TimedOutError", "Transport", "UnreachableError", "new_session"]
