@@ -13,11 +13,14 @@ from conftest import call_body, envelope
 
 from listrak_sync.simulator.access import AccessControl
 from listrak_sync.simulator.data import Account
+from listrak_sync.simulator.profile import Profile
 from listrak_sync.simulator.service import IntegrationService
-from listrak_sync.streams import STREAMS, RequestKind, Stream
+from listrak_sync.streams import NAMESPACE, STREAMS, RequestKind, Stream
 
 PAGE = 2500
 CPU_BUDGET_SECONDS = 0.050
+# The pessimistic profile writes US string dates and Eastern times (one page size for all here).
+PROFILES = [Profile.friendly(), Profile.pessimistic().replace(page_size_factors=())]
 
 
 class TiledAccount(Account):
@@ -48,15 +51,17 @@ def request_for(account: Account, stream: Stream) -> bytes:
     return envelope(call_body(stream.operation, **params))
 
 
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
 @pytest.mark.parametrize("stream", [s for s in STREAMS if s.paged], ids=lambda s: s.name)
-def test_a_full_page_costs_well_under_50_ms_of_cpu(stream: Stream) -> None:
-    account = TiledAccount(seed=1, scale="tiny")
+def test_a_full_page_costs_well_under_50_ms_of_cpu(stream: Stream, profile: Profile) -> None:
+    account = TiledAccount(seed=1, scale="tiny", profile=profile)
     service = IntegrationService(account, AccessControl(), page_size=PAGE)
     body = request_for(account, stream)
+    action = f'"{NAMESPACE}{stream.operation}"'
     best = float("inf")
     for _ in range(5):
         started = time.process_time()
-        response = service.execute(service.parse(body, "text/xml; charset=utf-8", None), "127.0.0.1")
+        response = service.execute(service.parse(body, "text/xml; charset=utf-8", action), "127.0.0.1")
         best = min(best, time.process_time() - started)
     assert response.count(f"<{stream.item_element}>".encode()) == PAGE
     assert best < CPU_BUDGET_SECONDS, f"{stream.operation}: {best * 1000:.1f} ms of CPU for {PAGE} rows"
