@@ -164,6 +164,7 @@ class EventDatesAsSentClient(ListrakClient):
     """
 
     def fetch(self, stream: Stream, *, scope: Scope | None = None, **params: Any) -> pa.Table:
+        """:meth:`ListrakClient.fetch`, with the event dates of ``stream`` read as text."""
         return super().fetch(stream_as_sent(stream), scope=scope, **params)
 
 
