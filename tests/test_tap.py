@@ -7,6 +7,7 @@ the message stream a target reads, against the simulator's ground truth.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections import Counter
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from tap_helpers import (
     write_json,
 )
 
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
+from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.simulator.render import format_datetime
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
@@ -196,6 +197,20 @@ def test_event_dates_are_emitted_as_the_service_sent_them_unless_typed_event_dat
         assert all(RFC3339_UTC.match(r["RemovalDate"]) for r in records["message_unsubs"])
     fractions = [r[f] for t, f in TEXT_DATES.items() for r in records_of(as_sent)[t] if "." in r[f]]
     assert fractions and all(len(text.rpartition(".")[2]) <= 3 for text in fractions)  # as sent, not padded
+
+
+def test_us_format_event_dates_pass_through_verbatim_and_parse_when_typed(tmp_path: Path) -> None:
+    # The format of the string-typed dates is undocumented; the simulator can write .NET's en-US one.
+    with Simulator(scale="tiny", page_size=7, profile=Profile.friendly().replace(event_date_format="us")) as sim:
+        as_sent = records_of(sync(tmp_path, sim))
+        typed = records_of(sync(tmp_path, sim, typed_event_dates=True))
+        wire = {table: zeep_event_dates(sim, table) for table in TEXT_DATES}
+        truth = {table: sim.account.ground_truth(table, EPOCH) for table in TEXT_DATES}
+    for table, field in TEXT_DATES.items():
+        emitted = Counter((r["MsgID"], r["EmailAddress"], r[field]) for r in as_sent[table])
+        assert emitted == wire[table], table
+        assert all(re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4} \d{1,2}:\d{2}:\d{2} [AP]M", date) for _, _, date in emitted)
+        assert_records_match(table, typed[table], truth[table])
 
 
 def test_schema_messages_carry_tap_listrak_s_keys_and_nullable_properties(tmp_path: Path) -> None:
