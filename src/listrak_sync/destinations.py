@@ -22,9 +22,12 @@ What this module guarantees for the runner:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,8 +99,12 @@ def resolve_target(destination: str | Destination = "duckdb", *, duckdb_path: st
                                    destination_name="duckdb"),
                       "duckdb", str(path), True)
     options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY}
+    factory: Destination | None
     try:
-        factory = Destination.from_reference(destination, **options)
+        if destination == "postgres":
+            factory = _watched_postgres(destination_name="postgres", **options)
+        else:
+            factory = Destination.from_reference(destination, **options)
     except Exception as exc:  # dlt raises several types for an unknown or unloadable name
         raise ConfigError(
             f"Unknown or unavailable destination {destination!r} ({type(exc).__name__}). "
@@ -150,7 +157,46 @@ def duckdb_file(path: str) -> Path:
     return resolved
 
 
-class _CatalogQualifiedSqlClient(DuckDbSqlClient):
+KILL_AT_STATEMENT = "LISTRAK_SYNC_FAULT_KILL_AT_STATEMENT"
+COUNT_STATEMENTS = "LISTRAK_SYNC_FAULT_COUNT_STATEMENTS"
+_statements = itertools.count(1)
+_statements_lock = threading.Lock()
+
+
+def fault_point(statement: str, when: str) -> None:
+    """A fault-injection seam for kill tests: called before and after every SQL call of the loader.
+
+    The points are numbered from 1 in the order they are reached. With
+    ``LISTRAK_SYNC_FAULT_KILL_AT_STATEMENT=N`` in the environment the process kills itself
+    (SIGKILL: no cleanup, like a power cut) at point N; "after" points fall inside a table's
+    transaction, before its commit. With ``LISTRAK_SYNC_FAULT_COUNT_STATEMENTS=FILE`` each point
+    is appended to FILE as ``number, when, first line of the SQL``. Without either it does nothing.
+    """
+    kill_at, count_file = os.environ.get(KILL_AT_STATEMENT), os.environ.get(COUNT_STATEMENTS)
+    if not kill_at and not count_file:
+        return
+    with _statements_lock:
+        number = next(_statements)
+        if count_file:
+            first = statement.strip().splitlines()[0][:200] if statement.strip() else ""
+            with open(count_file, "a", encoding="utf-8") as out:
+                out.write(f"{number}\t{when}\t{first}\n")
+        if kill_at and number == int(kill_at):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Watched:
+    """Mixin for dlt SQL clients: every statement passes :func:`fault_point` before and after."""
+
+    @contextmanager
+    def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        fault_point(str(query), "before")
+        with super().execute_query(query, *args, **kwargs) as cursor:  # type: ignore[misc]
+            yield cursor
+        fault_point(str(query), "after")
+
+
+class _CatalogQualifiedSqlClient(_Watched, DuckDbSqlClient):
     """Names tables ``catalog.dataset.table``, so a dataset may share its file's name."""
 
     def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
@@ -183,6 +229,31 @@ class AtomicDuckDb(duckdb_factory):
     @property
     def client_class(self) -> Any:
         return _AtomicDuckDbClient
+
+
+def _watched_postgres(**options: Any) -> Destination:
+    """dlt's PostgreSQL destination with :func:`fault_point` before each statement (it has transactions)."""
+    from dlt.destinations.impl.postgres.factory import postgres
+    from dlt.destinations.impl.postgres.postgres import PostgresClient
+    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
+
+    class WatchedSqlClient(_Watched, Psycopg2SqlClient):
+        pass
+
+    class WatchedClient(PostgresClient):
+        def __init__(self, schema: Any, config: Any, capabilities: Any) -> None:
+            super().__init__(schema, config, capabilities)
+            base = self.sql_client
+            self.sql_client = WatchedSqlClient(
+                base.dataset_name, base.staging_dataset_name, config.credentials, capabilities
+            )
+
+    class WatchedPostgres(postgres):
+        @property
+        def client_class(self) -> Any:
+            return WatchedClient
+
+    return WatchedPostgres(**options)
 
 
 @contextmanager
