@@ -185,8 +185,9 @@ class Settings:
     # One whole HTTP exchange, body included: read_timeout alone is per read, so a server
     # trickling a byte every few seconds would never time out.
     request_deadline: float = 300.0
-    # Counted decompressed; a 2,500-row page of the widest report is ~700 kB.
-    max_response_bytes: int = 256 * 1024 * 1024
+    # Counted decompressed; a 2,500-row page of the widest report is ~700 kB. The body is held
+    # whole until it is refused, so this (times concurrency) bounds what a hostile answer costs.
+    max_response_bytes: int = 128 * 1024 * 1024
     # 24 retries of full-jitter backoff capped at 30 s sleep ~290 s on average, so a 120 s
     # outage is bridged (P(not) ~ 1e-5); the budget bounds how long one request may keep trying.
     max_retries: int = 24
@@ -237,7 +238,7 @@ class Settings:
         if self.max_response_bytes < 1024:
             raise ConfigError(
                 f"max_response_bytes must be at least 1024 bytes, got {self.max_response_bytes}. "
-                "The default is 268435456 (256 MiB)."
+                "The default is 134217728 (128 MiB)."
             )
         if self.retry_budget_seconds < 0:
             raise ConfigError(

@@ -17,12 +17,19 @@ Fault kinds:
 ==============  ==========================================================================
 
 Requests beyond ``max_concurrency`` in flight are answered 503 at once, before any draw.
+
+An outage (``outage_seconds = N``, or ``POST /_simulator/faults {"outage_seconds": N}``) answers
+every SOAP request with HTTP 503 for the next N seconds, without latency and without drawing
+from the fault sequence; each such answer counts as an ``unavailable`` fault. Reading
+``outage_seconds`` gives the seconds left; setting it to 0 ends the outage. Starting an outage
+does not restart the fault sequence.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +90,7 @@ _VALIDATORS: dict[str, Any] = {
     "fault_seed": int,
     "max_concurrency": _ceiling,
     "slow_seconds": _non_negative("slow_seconds"),
+    "outage_seconds": _non_negative("outage_seconds"),
 }
 SETTINGS: tuple[str, ...] = tuple(_VALIDATORS)
 
@@ -104,6 +112,7 @@ class FaultInjector:
     slow_seconds: float
     _lock: threading.Lock
     _in_flight: int
+    _outage_until: float
     _fault_rng: random.Random
     _latency_rng: random.Random
 
@@ -125,6 +134,7 @@ class FaultInjector:
         """
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._outage_until = 0.0
         self.configure(
             latency_ms=latency_ms,
             jitter_ms=jitter_ms,
@@ -141,12 +151,18 @@ class FaultInjector:
             return
         if name not in _VALIDATORS:
             raise AttributeError(f"unknown fault setting {name!r}; settings are {', '.join(SETTINGS)}")
+        if name == "outage_seconds":
+            self._start_outage(_VALIDATORS[name](value))
+            return
         object.__setattr__(self, name, _VALIDATORS[name](value))
         if name == "fault_seed":
             self._reseed()
 
     def configure(self, **changes: Any) -> None:
         """Change any settings at once and restart the random sequences from ``fault_seed``.
+
+        ``outage_seconds`` starts (or, with 0, ends) an outage; given alone, it leaves the
+        random sequences where they are.
 
         Raises:
             ValueError: a value is invalid (nothing is changed then).
@@ -156,10 +172,23 @@ class FaultInjector:
         if unknown:
             raise TypeError(f"unknown fault settings: {', '.join(sorted(unknown))}")
         checked = {name: _VALIDATORS[name](value) for name, value in changes.items()}
+        outage = checked.pop("outage_seconds", None)
         with self._lock:
             for name, value in checked.items():
                 object.__setattr__(self, name, value)
-        self._reseed()
+        if outage is not None:
+            self._start_outage(outage)
+        if checked or outage is None:
+            self._reseed()
+
+    @property
+    def outage_seconds(self) -> float:
+        """Seconds left of the current outage (0 when there is none)."""
+        return max(0.0, self._outage_until - time.monotonic())
+
+    def _start_outage(self, seconds: float) -> None:
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds if seconds else 0.0
 
     def _reseed(self) -> None:
         with self._lock:
@@ -173,8 +202,10 @@ class FaultInjector:
         return values
 
     def plan(self) -> FaultPlan:
-        """Draw the latency and the fault (if any) for the next request."""
+        """Draw the latency and the fault (if any) for the next request (503 during an outage)."""
         with self._lock:
+            if time.monotonic() < self._outage_until:
+                return FaultPlan(0.0, "unavailable")
             delay = self.latency_ms
             if self.jitter_ms:
                 delay += self._latency_rng.uniform(0.0, self.jitter_ms)

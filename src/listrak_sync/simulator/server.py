@@ -8,7 +8,9 @@ Routes (paths are case-insensitive, like IIS):
 ``GET  /_simulator/stats``                   counters (JSON); ``POST .../stats/reset`` zeroes them
 ``GET|POST /_simulator/clock``               the virtual clock; POST ``{"advance_days": N}`` or
                                              ``{"now": "2026-07-01T00:00:00"}`` moves it
-``GET|POST /_simulator/faults``              fault settings; POST a JSON object of new values
+``GET|POST /_simulator/faults``              fault settings; POST a JSON object of new values;
+                                             ``{"outage_seconds": N}``: every SOAP request gets
+                                             HTTP 503 for the next N seconds
 ``POST /_simulator/lockouts/reset``          unlock every locked-out user
 ==========================================  ====================================================
 

@@ -167,7 +167,7 @@ def _document_kind(reply: Reply, root: etree._Element | None) -> str | None:
         name = etree.QName(root).localname if isinstance(root.tag, str) else "?"
         return f"an XML document that is not SOAP (root element {name!r})"
     if media and "xml" not in media:
-        return f"a {media} document"
+        return f"a document of type {media}"
     return None
 
 

@@ -220,16 +220,21 @@ class Transport:
         with response:
             raw: BaseHTTPResponse = response.raw
             watch.stop_with(raw.shutdown)
+            chunks: list[bytes] = []
             received = 0
             try:
-                chunks: list[bytes] = []
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > self._limit and "Content-Encoding" not in response.headers:
+                    raise self._too_large(url, operation)
                 for chunk in response.iter_content(_CHUNK_BYTES):
                     received += len(chunk)
                     if received > self._limit:
                         raise self._too_large(url, operation)
                     if watch.expired:
-                        raise self._deadline_passed(url, operation)
+                        break
                     chunks.append(chunk)
+                if watch.expired:  # a cut socket can look like a short, complete answer
+                    raise self._deadline_passed(url, operation)
             finally:
                 self._stats.count_request(operation, received)
         return Reply(response.status_code, response.headers, b"".join(chunks), url)
