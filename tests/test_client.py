@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from listrak_sync.config import Settings
 from listrak_sync.errors import (
@@ -383,3 +386,57 @@ def test_password_never_logged_nor_in_errors(caplog: pytest.LogCaptureFixture) -
     for text in [caplog.text, *(str(e) for e in errors), *(repr(e) for e in errors), repr(client),
                  repr(good), str(good), repr(client.stats)]:
         assert password not in text
+
+
+# -- retry budget and outages ------------------------------------------------------------------
+
+
+def test_retry_budget_bounds_the_time_one_request_spends_retrying(canned: CannedServer) -> None:
+    for _ in range(60):
+        canned.add(503, b"busy")
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    settings = settings_for(canned.url, backoff_base=1.0, backoff_max=4.0, max_retries=100, retry_budget_seconds=20)
+    gave_up = r"Gave up after \d+ attempts in \d+ s \(max_retries 100, retry_budget_seconds 20\)"
+    with ListrakClient(settings, sleep=sleep, clock=lambda: now[0], rng=random.Random(3)) as client, \
+            pytest.raises(ServiceUnavailableError, match=gave_up):
+        client.fetch(LISTS)
+    assert 16 < now[0] <= 20  # it slept while the budget allowed one more backoff (at most 4 s), no longer
+    assert len(canned.requests) == client.stats.as_dict()["retries"] + 1 < 101
+
+
+def test_an_endpoint_never_reached_is_tried_three_times_then_every_retry_after_an_answer() -> None:
+    with ListrakClient(settings_for("http://127.0.0.1:9/v31/IntegrationService.asmx", max_retries=10)) as client, \
+            pytest.raises(TransportError, match="Gave up after 3 attempts"):
+        client.fetch(LISTS)
+    sim = Simulator(scale="tiny", page_size=7).start()
+    with ListrakClient(settings_for(sim.url, max_retries=4)) as client:
+        client.fetch(LISTS)
+        sim.stop()  # the service went away after answering: an outage, not a wrong endpoint
+        with pytest.raises(TransportError, match="Gave up after 5 attempts"):
+            client.fetch(LISTS)
+
+
+def test_a_three_second_outage_is_bridged_and_the_limiter_backs_off_then_recovers() -> None:
+    with Simulator(scale="tiny", page_size=7) as sim:
+        expected = sorted(row["ListID"] for row in sim.account.ground_truth("lists", EPOCH))
+        settings = settings_for(sim.url, concurrency=4, backoff_base=0.1, backoff_max=0.5, max_retries=40,
+                                retry_budget_seconds=30)
+        with ListrakClient(settings) as client:
+            assert sorted(client.fetch(LISTS).column("ListID").to_pylist()) == expected
+            requests.post(sim.base_url + "/_simulator/faults", json={"outage_seconds": 3}, timeout=10)
+            started = time.monotonic()
+            with ThreadPoolExecutor(8) as pool:
+                results = list(pool.map(lambda _: sorted(client.fetch(LISTS).column("ListID").to_pylist()), range(8)))
+            elapsed = time.monotonic() - started
+            assert results == [expected] * 8
+            assert 3.0 <= elapsed < 10, elapsed
+            assert sim.stats()["faults"]["unavailable"] >= 8
+            limits = client.limiter.snapshot()
+            assert limits["decreases"] >= 1 and limits["lowest"] < 4  # backed off as a whole
+            for _ in range(4):
+                client.fetch(LISTS)
+            assert client.limiter.limit == 4  # and recovered once the service answered again

@@ -170,3 +170,40 @@ def test_invalid_fault_settings_are_refused(name: str, value: object) -> None:
     sim = Simulator(scale="tiny")
     with pytest.raises(ValueError):
         setattr(sim.faults, name, value)
+
+
+def test_an_outage_answers_every_request_503_for_its_seconds_then_ends() -> None:
+    with Simulator(scale="tiny", latency_ms=300) as sim:
+        caller = SoapCaller(sim.url)
+        url = sim.base_url + "/_simulator/faults"
+        assert requests.get(url, timeout=10).json()["outage_seconds"] == 0
+        started = time.monotonic()
+        left = requests.post(url, json={"outage_seconds": 1.0}, timeout=10).json()["outage_seconds"]
+        assert 0.5 < left <= 1.0
+        assert [outcome(caller) for _ in range(3)] == ["503"] * 3
+        assert time.monotonic() - started < 0.6  # answered at once, without the latency
+        while requests.get(url, timeout=10).json()["outage_seconds"] > 0:
+            time.sleep(0.05)
+        assert time.monotonic() - started >= 1.0
+        assert outcome(caller) == "ok"
+        assert sim.stats()["faults"]["unavailable"] == 3
+        sim.faults.outage_seconds = 60  # the Python control API: start one...
+        assert outcome(caller) == "503"
+        sim.configure_faults(outage_seconds=0)  # ...and end it early
+        assert outcome(caller) == "ok"
+        assert requests.post(url, json={"outage_seconds": -1}, timeout=10).status_code == 400
+
+
+def test_an_outage_does_not_restart_the_fault_sequence() -> None:
+    kinds = ["server_fault", "unavailable", "drop", "truncated"]
+    with Simulator(scale="tiny", fail_rate=0.5, fault_kinds=kinds, fault_seed=7) as sim:
+        caller = SoapCaller(sim.url)
+        without_outage = [outcome(caller) for _ in range(12)]
+    with Simulator(scale="tiny", fail_rate=0.5, fault_kinds=kinds, fault_seed=7) as sim:
+        caller = SoapCaller(sim.url)
+        before = [outcome(caller) for _ in range(6)]
+        sim.configure_faults(outage_seconds=0.3)
+        assert outcome(caller) == "503"
+        time.sleep(0.35)
+        after = [outcome(caller) for _ in range(6)]
+    assert before + after == without_outage
