@@ -189,7 +189,12 @@ class Extractor:
     # -- per-message activity --------------------------------------------------------------------
 
     def message_activity(
-        self, streams: Sequence[Stream], msg_ids: Sequence[int], start: datetime | None = None
+        self,
+        streams: Sequence[Stream],
+        msg_ids: Sequence[int],
+        start: datetime | None = None,
+        *,
+        announced: bool = False,
     ) -> Iterator[tuple[Stream, pa.Table]]:
         """Every (stream, message) pair, fetched concurrently under one bounded limit.
 
@@ -202,6 +207,7 @@ class Extractor:
             streams: activity streams (children of ``messages``).
             msg_ids: the messages.
             start: start of the event date range (default: the start date); sends ignore dates.
+            announced: the caller already told :attr:`progress` about these work units.
 
         Yields:
             ``(stream, table)`` per pair, all pages concatenated, ``MsgID`` stamped.
@@ -214,7 +220,9 @@ class Extractor:
                 raise ValueError(f"{stream.name} is not a per-message activity stream")
         first, end = self._range(start)
         tasks: Iterable[tuple[Stream, int]] = ((stream, msg_id) for msg_id in msg_ids for stream in streams)
-        if isinstance(msg_ids, Sized):
+        if announced:
+            pass
+        elif isinstance(msg_ids, Sized):
             self.progress.add_units(len(streams) * len(msg_ids))
         else:  # a lazy iterable: its units become known as they are queued
             tasks = self._planned_one_by_one(tasks)

@@ -191,7 +191,7 @@ def replicate(
         destination=target.name,
         location=target.location,
         dataset=dataset,
-        mode=", ".join(("full refresh: " if m.full else "incremental: ") + m.reason for m in modes),
+        mode=", ".join(f"full refresh: {m.reason}" if m.full else m.reason for m in modes),
         incremental=any(not m.full for m in modes),
     )
 

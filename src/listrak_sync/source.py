@@ -24,7 +24,7 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
-from listrak_sync.extract import Extractor, arrow_schema, column_ints
+from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
 from listrak_sync.incremental import PLAN_COLUMNS, Planner, RunMode, choose_mode, new_state
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
@@ -121,6 +121,7 @@ class _Run:
         self.full_refresh = full_refresh
         self.mode = RunMode(True, "not decided")
         self.planner: Planner | None = None
+        self.fetch: dict[str, list[int]] = {}
         self.plan: dict[str, Any] = {}
         self.now = extractor.now()
 
@@ -155,6 +156,13 @@ class _Run:
             send_settle_hours=self.settings.send_settle_hours,
         )
         self.planner.forget_missing()
+        # Decided once for every stream before any is recorded: recording one stream may mark
+        # a message settled, which must not change what another stream of this run fetches.
+        all_ids = column_ints(messages, "MsgID")
+        self.fetch = {s.name: all_ids if self.mode.full else self.planner.to_fetch(s) for s in ACTIVITY_STREAMS}
+        # Every per-message request of this run is known now: tell the progress display.
+        selected = [s for s in ACTIVITY_STREAMS if not self.settings.tables or s.name in self.settings.tables]
+        self.extractor.progress.add_units(sum(len(self.fetch[s.name]) for s in selected))
 
 
 def _resources(run: _Run) -> list[DltResource]:
@@ -225,17 +233,17 @@ def _contacts_rows(stream: Stream, run: _Run) -> Any:
 def _activity_rows(stream: Stream, run: _Run) -> Any:
     def activity(messages: pa.Table) -> Iterator[Any]:
         assert run.planner is not None, "messages are planned before their activity"
+        # In an incremental run, only messages whose rows can have changed; each one's rows
+        # are replaced whole.
+        msg_ids = run.fetch[stream.name]
         if run.mode.full:
-            msg_ids = column_ints(messages, "MsgID")
             hints = dlt.mark.make_hints(write_disposition="replace")
         else:
-            # Only messages whose rows can have changed; each one's rows are replaced whole.
-            msg_ids = run.planner.to_fetch(stream)
             hints = dlt.mark.make_hints(
                 write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
             )
         yield dlt.mark.with_hints(_empty(stream), hints)
-        for _, table in run.extractor.message_activity([stream], msg_ids):
+        for _, table in run.extractor.message_activity([stream], msg_ids, announced=True):
             yield table
         refused = run.extractor.refused_messages()
         run.planner.record(stream, [m for m in msg_ids if m not in refused])
