@@ -10,6 +10,8 @@ import time
 import requests
 from conftest import SoapCaller
 
+from listrak_sync.simulator.profile import KNOBS, Profile
+
 RUN = [sys.executable, "-c", "from listrak_sync.simulator.cli import simulator_command; simulator_command()"]
 
 
@@ -74,11 +76,32 @@ def test_fault_options_reach_the_server() -> None:
 
 
 def test_bad_options_fail_cleanly() -> None:
-    for args in (["--fail-kinds", "meteor"], ["--scale", "huge"], ["--fail-rate", "2"]):
+    for args in (["--fail-kinds", "meteor"], ["--scale", "huge"], ["--fail-rate", "2"], ["--profile", "grumpy"],
+                 ["--service-timezone", "Mars/Olympus"], ["--page-size-factor", "GetContactList=2"],
+                 ["--list-withdrawal-days", "soon"]):
         result = subprocess.run([*RUN, "--port", "0", *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, args
         assert "Traceback" not in result.stderr
     help_text = subprocess.run([*RUN, "--help"], capture_output=True, text=True, timeout=60).stdout
     for option in ("--host", "--port", "--scale", "--seed", "--page-size", "--latency-ms", "--fail-rate",
-                   "--fail-kinds", "--max-concurrency", "--username", "--password", "Example"):
+                   "--fail-kinds", "--max-concurrency", "--username", "--password", "Example", "--profile",
+                   "pessimistic", *(knob.flag for knob in KNOBS)):
         assert option in help_text
+
+
+def test_profile_and_knob_flags_reach_the_server() -> None:
+    proc, banner = start("--scale", "tiny", "--profile", "pessimistic", "--range-bounds", "inclusive",
+                         "--page-size-factor", "ReportRangeMessageContactOpen=3", "--list-withdrawal-days", "never",
+                         "--lenient-http")
+    try:
+        assert banner["profile"] == "pessimistic+custom"
+        stats = requests.get(banner["stats"], timeout=10).json()
+        expected = Profile.pessimistic().replace(
+            range_bounds="inclusive", list_withdrawal_days=None, strict_http=False,
+            page_size_factors={**dict(Profile.pessimistic().page_size_factors), "ReportRangeMessageContactOpen": 3})
+        assert stats["profile"] == expected.settings()
+        wrong = SoapCaller(banner["endpoint"]).call("GetContactListCollection", password="nope")
+        assert wrong.fault_code == "soap:Server" and "[InvalidLogonAttempt]" in wrong.fault_string
+    finally:
+        code, _, err = interrupt(proc)
+    assert code == 0 and "Traceback" not in err

@@ -36,7 +36,7 @@ def _knob_option(knob: Knob) -> Any:
     if knob.choices:
         return click.option(knob.flag, knob.name, type=click.Choice(knob.choices), help=text)
     if knob.name == "page_size_factors":
-        return click.option(knob.flag[:-1], knob.name, multiple=True, metavar="OPERATION=FACTOR", help=text)
+        return click.option(knob.flag, knob.name, multiple=True, metavar="OPERATION=FACTOR", help=text)
     if isinstance(friendly, float):
         return click.option(knob.flag, knob.name, type=click.FloatRange(min=0), help=text)
     return click.option(knob.flag, knob.name, metavar=metavar, help=text)

@@ -69,10 +69,11 @@ class Knob:
     help: str
     choices: tuple[str, ...] = ()
     off_flag: str = ""  # the negative flag of a boolean knob
+    own_flag: str = ""  # a flag other than the knob's name
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.own_flag or "--" + self.name.replace("_", "-")
 
 
 KNOBS: tuple[Knob, ...] = (
@@ -98,7 +99,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("strict_http", "Require SOAPAction (or the SOAP 1.2 action) and a SOAP Content-Type, as ASMX does.",
          off_flag="--lenient-http"),
     Knob("page_size_factors", "OPERATION=FACTOR: that operation's page size is the page size times FACTOR "
-         "(repeatable)."),
+         "(repeatable).", own_flag="--page-size-factor"),
     Knob("empty_result", "How a page past the end looks: an empty <OpResult /> element or no element.",
          EMPTY_RESULTS),
     Knob("message_deletion_rate", "Share of messages deleted some days after their send: they and their "
