@@ -174,7 +174,9 @@ class Account:
                  include_test: bool = True) -> list[dict]:
         """WSMessageActivity rows with SendDate in [start, end] and <= now, counters as of now.
 
-        Returns an empty list for an unknown or withdrawn list.
+        ``start`` and ``end`` are service wall times; which of them is included follows the
+        profile's ``range_bounds`` (both, in the friendly profile). Deleted messages are left
+        out; an unknown or withdrawn list gives an empty list.
         """
         lst = self._lists_by_id.get(list_id)
         if lst is None or self.changes.withdrawn(list_id, self._now_us):
@@ -209,9 +211,10 @@ class Account:
                end: datetime | None = None) -> Sequence[dict]:
         """Rows of a message event stream visible at ``now`` with cursor date in [start, end].
 
-        ``message_sends`` ignores the dates: every recipient of a sent message. Rows come in a
-        stable order (event time, then generation order); empty for a message not sent by now,
-        deleted, or of a withdrawn list.
+        Dates and bounds as for :meth:`messages` (None: unbounded); an event is visible from
+        ``event_delay_hours`` after its time. ``message_sends`` ignores the dates: every
+        recipient of a sent message. Rows come in a stable order (event time, then generation
+        order); empty for a message not sent by now, deleted, or of a withdrawn list.
 
         Raises:
             KeyError: ``stream`` is not one of :data:`EVENT_STREAMS`.
@@ -253,7 +256,8 @@ class Account:
     def subscribed_contacts(self, list_id: int, start: datetime, end: datetime) -> Sequence[dict]:
         """WSContactSubscriptionInfo rows of contacts subscribed at ``now``, AdditionDate in [start, end].
 
-        Ordered by AdditionDate (then a fixed order); empty for an unknown or withdrawn list.
+        Dates and bounds as for :meth:`messages`. Ordered by AdditionDate (then a fixed order);
+        empty for an unknown or withdrawn list.
         """
         lst = self._lists_by_id.get(list_id)
         if lst is None or self.changes.withdrawn(list_id, self._now_us):
