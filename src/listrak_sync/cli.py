@@ -270,7 +270,7 @@ def run(ctx: click.Context, full_refresh: bool, as_json: bool, debug: bool | Non
         with ListrakClient(settings) as client, unreachable_is_config(client), _progress(client) as progress:
             summary = replicate(settings, destination=target.destination, duckdb_path=target.duckdb,
                                 dataset=target.dataset, client=client, full_refresh=full_refresh,
-                                progress=progress)
+                                progress=progress, lock_wait_seconds=target.lock_wait_seconds)
         click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else summary.render())
 
 

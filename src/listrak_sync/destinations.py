@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import re
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 from dlt.common.destination.reference import Destination
@@ -43,8 +45,12 @@ from filelock import FileLock, Timeout
 
 from listrak_sync.errors import ConfigError
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
 DEFAULT_DUCKDB_PATH = "listrak.duckdb"
 DEFAULT_DATASET = "listrak"
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
 REPLACE_STRATEGY = "insert-from-staging"
 # PostgreSQL's identifier limit; the other SQL destinations allow at least as much.
 _DATASET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -77,12 +83,18 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
-def resolve_target(destination: str | Destination = "duckdb", *, duckdb_path: str | None = None) -> Target:
+def resolve_target(
+    destination: str | Destination = "duckdb",
+    *,
+    duckdb_path: str | None = None,
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+) -> Target:
     """The destination a run loads into, checked and set up for atomic table swaps.
 
     Args:
         destination: a dlt destination name (``duckdb``, ``postgres``, ``filesystem``, ...) or factory.
         duckdb_path: the DuckDB file for ``duckdb``, relative to the current directory.
+        lock_wait_seconds: how long to wait for another process holding the DuckDB file.
 
     Returns:
         The target.
@@ -94,9 +106,9 @@ def resolve_target(destination: str | Destination = "duckdb", *, duckdb_path: st
         return Target(destination, destination.destination_name, destination.destination_name,
                       _can_merge(destination))
     if destination == "duckdb":
-        path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH)
+        path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH, lock_wait_seconds=lock_wait_seconds)
         return Target(AtomicDuckDb(credentials=str(path), replace_strategy=REPLACE_STRATEGY,
-                                   destination_name="duckdb"),
+                                   destination_name="duckdb", lock_wait_seconds=lock_wait_seconds),
                       "duckdb", str(path), True)
     options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY}
     factory: Destination | None
@@ -124,12 +136,16 @@ def _can_merge(factory: Destination) -> bool:
     return "delete-insert" in (factory.capabilities().supported_merge_strategies or [])
 
 
-def duckdb_file(path: str) -> Path:
+def duckdb_file(path: str, *, lock_wait_seconds: float = 0.0) -> Path:
     """The absolute DuckDB file for ``path``, after checking that a run can write it.
+
+    Args:
+        path: the file, relative to the current directory.
+        lock_wait_seconds: how long to wait for another process that holds the file open.
 
     Raises:
         ConfigError: the directory is missing or read-only, the path is a directory, the file
-            is not a DuckDB database, or another process holds it open.
+            is not a DuckDB database, or another process holds it open for longer than the wait.
     """
     resolved = Path(path).expanduser().absolute()
     where = f"DuckDB file {str(resolved)!r}"
@@ -141,20 +157,46 @@ def duckdb_file(path: str) -> Path:
         raise ConfigError(f"The {where} is not writable. Pass a --duckdb path in a directory you can write.")
     if resolved.exists():
         try:
-            duckdb.connect(str(resolved)).close()
+            waiting_for_lock(lambda: duckdb.connect(str(resolved)).close(), resolved, lock_wait_seconds)
         except duckdb.Error as exc:
             text = str(exc)
-            if "lock" in text.lower():
-                holder = re.search(r"PID \d+", text)
-                raise ConfigError(
-                    f"The {where} is open in another process{f' ({holder.group(0)})' if holder else ''}. "
-                    "Close it (DuckDB allows one writer) and run again."
-                ) from None
+            if is_lock_conflict(exc):
+                raise lock_error(resolved, text) from None
             raise ConfigError(
                 f"The {where} cannot be opened as a DuckDB database ({text.splitlines()[0]}). "
                 "Pass another --duckdb path, or move the file away."
             ) from None
     return resolved
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """Whether ``error`` (or its cause) is DuckDB refusing a file another process holds."""
+    return "Could not set lock on file" in f"{error} {error.__cause__ or ''}"
+
+
+def lock_error(path: Path | str, text: str) -> ConfigError:
+    """The one-line error for a DuckDB file held by another process, naming it if DuckDB did."""
+    holder = re.search(r"PID \d+", text)
+    return ConfigError(
+        f"The DuckDB file {str(path)!r} is open in another process{f' ({holder.group(0)})' if holder else ''}. "
+        "DuckDB allows one writer: close that program (a notebook, the DuckDB CLI), or raise lock_wait_seconds."
+    )
+
+
+def waiting_for_lock(action: Callable[[], T], path: Path | str, seconds: float) -> T:
+    """Run ``action``, retrying for up to ``seconds`` while another process holds the DuckDB file."""
+    deadline = time.monotonic() + seconds
+    announced = False
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if not is_lock_conflict(exc) or time.monotonic() >= deadline:
+                raise
+            if not announced:
+                log.info("Waiting up to %.0fs for another process to release %s", seconds, path)
+                announced = True
+            time.sleep(0.25)
 
 
 KILL_AT_STATEMENT = "LISTRAK_SYNC_FAULT_KILL_AT_STATEMENT"
@@ -197,7 +239,13 @@ class _Watched:
 
 
 class _CatalogQualifiedSqlClient(_Watched, DuckDbSqlClient):
-    """Names tables ``catalog.dataset.table``, so a dataset may share its file's name."""
+    """Names tables ``catalog.dataset.table``, so a dataset may share its file's name, and waits
+    (up to ``lock_wait_seconds``) while another process holds the file."""
+
+    lock_wait_seconds = 0.0
+
+    def open_connection(self) -> Any:
+        return waiting_for_lock(super().open_connection, self.credentials.database, self.lock_wait_seconds)
 
     def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
         # DuckDB names a file's catalog after the file name up to its first dot.
@@ -210,16 +258,29 @@ class _CatalogQualifiedSqlClient(_Watched, DuckDbSqlClient):
 
 
 class _AtomicDuckDbClient(DuckDbClient):
+    lock_wait_seconds = 0.0
+
     def __init__(self, schema: Any, config: Any, capabilities: Any) -> None:
         super().__init__(schema, config, capabilities)
         base = self.sql_client
-        self.sql_client = _CatalogQualifiedSqlClient(
+        sql_client = _CatalogQualifiedSqlClient(
             base.dataset_name, base.staging_dataset_name, config.credentials, capabilities
         )
+        sql_client.lock_wait_seconds = self.lock_wait_seconds
+        self.sql_client = sql_client
 
 
 class AtomicDuckDb(duckdb_factory):
-    """dlt's DuckDB destination, with transactions and catalog-qualified table names."""
+    """dlt's DuckDB destination, with transactions and catalog-qualified table names.
+
+    Args:
+        lock_wait_seconds: how long to wait for another process that holds the file open
+            (DuckDB allows one writer; two runs into different datasets of one file take turns).
+    """
+
+    def __init__(self, *, lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, **options: Any) -> None:
+        self.lock_wait_seconds = lock_wait_seconds
+        super().__init__(**options)
 
     def _raw_capabilities(self) -> Any:
         caps = super()._raw_capabilities()
@@ -228,7 +289,7 @@ class AtomicDuckDb(duckdb_factory):
 
     @property
     def client_class(self) -> Any:
-        return _AtomicDuckDbClient
+        return type("AtomicDuckDbClient", (_AtomicDuckDbClient,), {"lock_wait_seconds": self.lock_wait_seconds})
 
 
 def _watched_postgres(**options: Any) -> Destination:
@@ -288,6 +349,7 @@ def dataset_lock(target: Target, dataset: str, *, scope: str = "") -> Iterator[N
 
 __all__ = [
     "DEFAULT_DATASET",
+    "DEFAULT_LOCK_WAIT_SECONDS",
     "DEFAULT_DUCKDB_PATH",
     "AtomicDuckDb",
     "Target",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
-from listrak_sync.destinations import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH
+from listrak_sync.destinations import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, DEFAULT_LOCK_WAIT_SECONDS
 from listrak_sync.errors import ConfigError
 
 SECTION = ("sources", "listrak")
@@ -56,7 +56,7 @@ class Key:
         return f"`{shown}`{' ' + self.unit if self.unit else ''}"
 
 
-_RUN_LEVEL = ("destination", "duckdb", "dataset")
+_RUN_LEVEL = ("destination", "duckdb", "dataset", "lock_wait_seconds")
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 KEYS: tuple[Key, ...] = (
     Key("username", "--username", "Listrak API user.", "prompt on a terminal"),
@@ -71,6 +71,8 @@ KEYS: tuple[Key, ...] = (
         "credentials the dlt way (`DESTINATION__POSTGRES__CREDENTIALS`).", "`duckdb`"),
     Key("duckdb", "--duckdb", "DuckDB file, relative to the current directory.", f"`{DEFAULT_DUCKDB_PATH}`"),
     Key("dataset", "--dataset", "Dataset (schema) to load into.", f"`{DEFAULT_DATASET}`"),
+    Key("lock_wait_seconds", None, "Seconds to wait while another process holds the DuckDB file.",
+        f"`{DEFAULT_LOCK_WAIT_SECONDS:g}` s"),
     Key("concurrency", "--concurrency", "Most requests in flight; halves by itself on 503/429."),
     Key("connect_timeout", "--connect-timeout", "Seconds to wait for a connection.", unit="s"),
     Key("read_timeout", "--read-timeout", "Seconds to wait for each read of a response.", unit="s"),
@@ -104,6 +106,7 @@ class RunTarget:
     destination: str
     duckdb: str
     dataset: str
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
 
 
 def gather(cli_values: Mapping[str, Any]) -> tuple[dict[str, Any], RunTarget]:
@@ -135,9 +138,20 @@ def gather(cli_values: Mapping[str, Any]) -> tuple[dict[str, Any], RunTarget]:
         destination=str(found.pop("destination", "duckdb")),
         duckdb=str(found.pop("duckdb", DEFAULT_DUCKDB_PATH)),
         dataset=str(found.pop("dataset", DEFAULT_DATASET)),
+        lock_wait_seconds=_seconds("lock_wait_seconds", found.pop("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)),
     )
     fields = {k.name: k.field or k.name for k in keys}
     return {fields[name]: value for name, value in found.items()}, target
+
+
+def _seconds(name: str, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds < 0:
+        raise ConfigError(f"{name} must be a number of seconds, 0 or more, got {value!r}.")
+    return seconds
 
 
 def _from_dlt(name: str) -> Any:

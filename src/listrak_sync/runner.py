@@ -35,9 +35,12 @@ from dlt.destinations.exceptions import DestinationConnectionError
 from listrak_sync.config import Settings
 from listrak_sync.destinations import (
     DEFAULT_DATASET,
+    DEFAULT_LOCK_WAIT_SECONDS,
     Target,
     check_dataset_name,
     dataset_lock,
+    is_lock_conflict,
+    lock_error,
     resolve_target,
 )
 from listrak_sync.errors import ConfigError, ListrakSyncError
@@ -120,6 +123,7 @@ def replicate(
     pipelines_dir: str | None = None,
     full_refresh: bool = False,
     progress: RunProgress | None = None,
+    lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
 ) -> RunSummary:
     """Replicate the account into the destination and report what happened.
 
@@ -134,6 +138,7 @@ def replicate(
             removed afterwards (the destination holds everything a later run needs).
         full_refresh: re-pull and replace everything, even where an incremental run would do.
         progress: told the run's phases, planned work and rows as they happen.
+        lock_wait_seconds: how long to wait while another process holds the DuckDB file.
 
     Returns:
         The run's summary.
@@ -144,7 +149,7 @@ def replicate(
     """
     started = time.monotonic()
     check_dataset_name(dataset)
-    target = resolve_target(destination, duckdb_path=duckdb_path)
+    target = resolve_target(destination, duckdb_path=duckdb_path, lock_wait_seconds=lock_wait_seconds)
     # dlt reports usage to its makers unless told not to; we never phone home on our own.
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     # The staging copies are only needed during the load; keep the destination half the size.
@@ -235,6 +240,8 @@ def _unwrap(exc: BaseException, *, step: str | None = None, target: Target | Non
                 f"variable (e.g. DESTINATION__{destination.upper()}__CREDENTIALS=<connection string with "
                 f"its password>) or [destination.{destination}] in .dlt/secrets.toml."
             )
+        if is_lock_conflict(current):
+            return lock_error(target.location if target else "", str(current))
         if isinstance(current, (DestinationConnectionError, DestinationUndefinedEntity)) or (
             type(current).__module__.startswith(("psycopg2", "psycopg")) and "Operational" in type(current).__name__
         ):

@@ -1,0 +1,214 @@
+"""Destinations as a user meets them: runs side by side, every destination after incremental
+runs, bad paths and credentials, and interrupts. The CLI runs as a subprocess against the
+simulator; results are compared with the simulator's ground truth."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import psycopg2
+import pytest
+from destination import assert_matches_truth, read_duckdb
+
+from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.simulator.data import EPOCH
+from listrak_sync.streams import STREAM_NAMES
+
+START = EPOCH.strftime("%m/%d/%Y")
+PG = "postgresql://postgres:trust@127.0.0.1:5432/test"
+
+
+def env_for(sim: Simulator, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "DESTINATION__", "SOURCES__"))}
+    env.update(LISTRAK_USERNAME=DEFAULT_USERNAME, LISTRAK_PASSWORD=DEFAULT_PASSWORD, LISTRAK_ENDPOINT=sim.url, **extra)
+    return env
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "listrak_sync", "run", "--start-date", START, *args],
+                            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "listrak_sync", "run", "--start-date", START, *args],
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str] | tuple[int, str], code: int, needle: str) -> None:
+    returncode, stderr = (result.returncode, result.stderr) if not isinstance(result, tuple) else result
+    assert returncode == code, (returncode, stderr)
+    lines = [line for line in stderr.strip().splitlines() if " INFO " not in line]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert needle.lower() in lines[0].lower(), stderr
+    assert "Traceback" not in stderr
+
+
+def assert_equals_truth(db: Path, dataset: str, sim: Simulator) -> None:
+    for table in STREAM_NAMES:
+        assert_matches_truth(table, read_duckdb(str(db), dataset, table), sim.account.ground_truth(table, EPOCH))
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(scale="tiny", page_size=7) as simulator:
+        yield simulator
+
+
+def test_two_datasets_of_one_file_at_once_both_succeed(sim: Simulator, tmp_path: Path) -> None:
+    sim.configure_faults(latency_ms=15)
+    env = env_for(sim)
+    runs = [start(["--dataset", name], env, tmp_path) for name in ("brand_a", "brand_b")]
+    results = [(p.wait(timeout=300), p.communicate()) for p in runs]
+    for code, (_, stderr) in results:
+        assert code == 0, stderr
+    for name in ("brand_a", "brand_b"):
+        assert_equals_truth(tmp_path / "listrak.duckdb", name, sim)
+
+
+def test_a_second_run_into_the_same_dataset_fails_fast(sim: Simulator, tmp_path: Path) -> None:
+    sim.configure_faults(latency_ms=250)  # ~190 requests, 8 at a time: the first run takes ~6 s
+    env = env_for(sim)
+    first = start([], env, tmp_path)
+    time.sleep(2.0)  # the first run holds the dataset by now
+    began = time.monotonic()
+    second = run([], env, tmp_path)
+    assert time.monotonic() - began < 20
+    one_line_error(second, 2, "Another listrak-sync run is writing dataset 'listrak'")
+    assert first.wait(timeout=300) == 0, first.communicate()[1]
+    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+
+
+def test_filesystem_destination_equals_a_full_load_after_clock_moves(sim: Simulator, tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    env = env_for(sim, DESTINATION__FILESYSTEM__BUCKET_URL=bucket.as_uri())
+    for step in (0.0, 3.0, 1.0):
+        sim.advance(step)
+        result = run(["--destination", "filesystem"], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "cannot merge" in result.stdout, result.stdout
+        assert "Falling back" not in result.stderr and "WARNING" not in result.stderr
+        with duckdb.connect() as con:
+            for table in STREAM_NAMES:
+                files = sorted((bucket / "listrak" / table).glob("*"))
+                assert files, table
+                cursor = con.execute(f"SELECT * FROM read_parquet({[str(f) for f in files]!r})")
+                names = [d[0] for d in cursor.description]
+                rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+                assert_matches_truth(table, rows, sim.account.ground_truth(table, EPOCH))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("dsn", "needle"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/test", "credentials.password"),
+        ("postgresql://postgres:trust@127.0.0.1:9/test", "Cannot use the postgres destination"),
+        ("postgresql://postgres:trust@127.0.0.1:5432/no_such_database_here", "Cannot use the postgres destination"),
+        ("postgresql://no_such_role:pw@127.0.0.1:5432/test", "Cannot use the postgres destination"),
+    ],
+    ids=["no-password", "closed-port", "missing-database", "wrong-role"],
+)
+def test_postgres_credentials_that_do_not_work_are_configuration_errors(
+    sim: Simulator, tmp_path: Path, dsn: str, needle: str
+) -> None:
+    result = run(["--destination", "postgres"], env_for(sim, DESTINATION__POSTGRES__CREDENTIALS=dsn), tmp_path)
+    one_line_error(result, 2, needle)
+    assert sim.stats()["requests_total"] == 0, "the destination is checked before Listrak is asked anything"
+
+
+def _corrupt(path: Path) -> Path:
+    path.write_bytes(b"this is not a duckdb file" * 100)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_path", "needle"),
+    [
+        (lambda tmp: tmp / "missing" / "x.duckdb", "does not exist"),
+        (lambda tmp: tmp, "is a directory"),
+        (lambda tmp: _corrupt(tmp / "corrupt.duckdb"), "cannot be opened as a DuckDB database"),
+    ],
+    ids=["missing-directory", "a-directory", "corrupt-file"],
+)
+def test_bad_duckdb_paths_are_configuration_errors(sim: Simulator, tmp_path: Path, make_path, needle: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(["--duckdb", str(make_path(tmp_path))], env_for(sim), tmp_path)
+    one_line_error(result, 2, needle)
+    assert sim.stats()["requests_total"] == 0
+
+
+def test_a_duckdb_file_held_by_another_process_is_named_after_the_wait(sim: Simulator, tmp_path: Path) -> None:
+    db = tmp_path / "held.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = run(["--duckdb", str(db)], env_for(sim, LISTRAK_LOCK_WAIT_SECONDS="1"), tmp_path)
+        one_line_error(result, 2, "is open in another process (PID")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--dataset", "bad name;drop"], "Dataset name"), (["--tables", ""], "tables is empty"),
+     (["--lists", " "], "lists is empty")],
+    ids=["dataset", "empty-tables", "empty-lists"],
+)
+def test_bad_run_values_are_one_line_and_nothing_is_written(
+    sim: Simulator, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    result = run(args, env_for(sim), tmp_path)
+    one_line_error(result, 2, needle)
+    assert not (tmp_path / "listrak.duckdb").exists()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_is_one_line_and_keeps_the_last_complete_load(
+    sim: Simulator, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    env = env_for(sim)
+    assert run([], env, tmp_path).returncode == 0
+    sim.advance(2)
+    sim.configure_faults(latency_ms=60)
+    proc = start(["--full-refresh"], env, tmp_path)
+    time.sleep(3.0)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    one_line_error((proc.returncode, stderr), code, "Interrupted: the destination holds the last complete load")
+    sim.configure_faults(latency_ms=0)
+    # each table is whole (the previous load, as the clock move changed nothing already loaded
+    # or the new one); the next run completes the job
+    assert run([], env, tmp_path).returncode == 0
+    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+
+
+@pytest.mark.postgres
+def test_two_datasets_in_postgres_at_once_both_succeed(sim: Simulator, tmp_path: Path) -> None:
+    sim.configure_faults(latency_ms=15)
+    names = [f"pair_{uuid.uuid4().hex[:6]}_{i}" for i in range(2)]
+    env = env_for(sim, DESTINATION__POSTGRES__CREDENTIALS=PG)
+    try:
+        runs = [start(["--destination", "postgres", "--dataset", name], env, tmp_path) for name in names]
+        for proc in runs:
+            assert proc.wait(timeout=300) == 0, proc.communicate()[1]
+        with psycopg2.connect(PG) as con, con.cursor() as cur:
+            for name in names:
+                cur.execute(f'SELECT count(*) FROM "{name}".message_opens')
+                assert cur.fetchone()[0] == len(sim.account.ground_truth("message_opens", EPOCH))
+    finally:
+        with psycopg2.connect(PG) as con, con.cursor() as cur:
+            for name in names:
+                cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE; DROP SCHEMA IF EXISTS "{name}_staging" CASCADE')
