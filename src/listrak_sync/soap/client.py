@@ -124,9 +124,12 @@ class ListrakClient:
 
         Raises:
             AccessError: credentials, IP or lockout (never retried).
+            WrongEndpointError: the endpoint answered, but not as the Listrak SOAP service.
+            ResponseTooLargeError: the answer passed ``max_response_bytes`` (never retried).
             ObjectRefusedError: the scoped list or message was refused.
             ServiceFaultError: any other fault the service blames on the request.
-            TransientError: a transient error that outlasted every retry.
+            TransientError: a transient error that outlasted ``max_retries`` or
+                ``retry_budget_seconds`` (a whole exchange is cut at ``request_deadline``).
         """
         return self._request(operation, params, scope, lambda body, root: body)
 
@@ -233,7 +236,7 @@ class ListrakClient:
 
     def _backoff(self, attempt: int, error: TransientError) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**(attempt-1))], at least Retry-After."""
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** min(attempt - 1, 32))
         delay = self._rng.uniform(0.0, ceiling)
         retry_after = getattr(error, "retry_after", None)
         if retry_after:

@@ -35,7 +35,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
-from urllib3.response import BaseHTTPResponse
 
 from listrak_sync.config import Settings
 from listrak_sync.errors import MalformedResponseError, ResponseTooLargeError, TransportError
@@ -218,8 +217,9 @@ class Transport:
             url, data=body, headers=dict(headers), timeout=self._timeout, stream=True, allow_redirects=False
         )
         with response:
-            raw: BaseHTTPResponse = response.raw
-            watch.stop_with(raw.shutdown)
+            shutdown = getattr(response.raw, "shutdown", None)  # urllib3 >= 2.3
+            if shutdown is not None:
+                watch.stop_with(shutdown)
             chunks: list[bytes] = []
             received = 0
             try:
