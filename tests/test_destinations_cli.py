@@ -212,3 +212,30 @@ def test_two_datasets_in_postgres_at_once_both_succeed(sim: Simulator, tmp_path:
         with psycopg2.connect(PG) as con, con.cursor() as cur:
             for name in names:
                 cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE; DROP SCHEMA IF EXISTS "{name}_staging" CASCADE')
+
+
+def test_the_destination_is_the_source_of_truth_for_the_plan(sim: Simulator, tmp_path: Path) -> None:
+    """A restored backup, another file, or another machine (working directory) all continue from
+    what that destination holds, and one run gives a full load's result."""
+    env = env_for(sim)
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    db = here / "listrak.duckdb"
+    assert run([], env, here).returncode == 0
+    backup = tmp_path / "backup.duckdb"
+    backup.write_bytes(db.read_bytes())
+    sim.advance(2)
+    assert run([], env, here).returncode == 0
+    assert_equals_truth(db, "listrak", sim)
+    # restore the older backup: its own plan (older) must win over anything remembered locally
+    db.write_bytes(backup.read_bytes())
+    sim.advance(1)
+    result = run(["--duckdb", str(db)], env, elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "incremental" in result.stdout
+    assert_equals_truth(db, "listrak", sim)
+    # another file with the same dataset name: a first run there, complete
+    other = elsewhere / "listrak.duckdb"
+    assert run([], env, elsewhere).returncode == 0
+    assert_equals_truth(other, "listrak", sim)
