@@ -239,3 +239,47 @@ def test_the_destination_is_the_source_of_truth_for_the_plan(sim: Simulator, tmp
     other = elsewhere / "listrak.duckdb"
     assert run([], env, elsewhere).returncode == 0
     assert_equals_truth(other, "listrak", sim)
+
+
+class _ConnectionCounter:
+    """A TCP listener that counts connection attempts (a stand-in for any outside host)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.count = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("telemetry", [None, "true"], ids=["default", "turned-on"])
+def test_nothing_phones_home_unless_the_user_turns_telemetry_on(
+    sim: Simulator, tmp_path: Path, telemetry: str | None
+) -> None:
+    # Every outside call goes through a proxy that only counts; the simulator is reached directly.
+    proxy = _ConnectionCounter()
+    extra = {"HTTPS_PROXY": proxy.url, "HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.1,localhost"}
+    if telemetry:
+        extra["RUNTIME__DLTHUB_TELEMETRY"] = telemetry
+    result = run([], env_for(sim, **extra), tmp_path)
+    assert result.returncode == 0, result.stderr
+    if telemetry:
+        assert proxy.count > 0, "the control case must reach the proxy, or this test proves nothing"
+    else:
+        assert proxy.count == 0

@@ -1,5 +1,11 @@
 """listrak-sync: replicate a Listrak account (SOAP API v31) into DuckDB or any dlt destination."""
 
+import os
+
+# dlt reports anonymous usage to its makers unless told not to, and it reads this once, at its
+# first use. Nothing of ours phones home: off unless the user turns it on.
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
 from listrak_sync.errors import (
     AccessError,
     ConfigError,

@@ -150,8 +150,6 @@ def replicate(
     started = time.monotonic()
     check_dataset_name(dataset)
     target = resolve_target(destination, duckdb_path=duckdb_path, lock_wait_seconds=lock_wait_seconds)
-    # dlt reports usage to its makers unless told not to; we never phone home on our own.
-    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     # The staging copies are only needed during the load; keep the destination half the size.
     os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
     modes: list[RunMode] = []
