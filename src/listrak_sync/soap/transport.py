@@ -10,11 +10,13 @@
 
 A per-read timeout cannot stop a server that trickles a byte every few seconds, and
 ``requests`` reads a body in fixed-size chunks that each wait for all their bytes, so checking
-the clock between chunks is not enough either. A timer per exchange therefore shuts the socket
-down when ``request_deadline`` passes; the blocked read returns at once and the exchange ends
-in a :class:`DeadlineExceededError`. The timer learns the socket when the request has been sent
-(the session's connections register it before reading the status line, so trickled headers
-are cut short too) and, once the headers are in, through urllib3's ``HTTPResponse.shutdown``.
+the clock between chunks is not enough either. One watchdog thread therefore shuts an
+exchange's socket down when its ``request_deadline`` passes; the blocked read returns at once
+and the exchange ends in a :class:`DeadlineExceededError`. The watchdog learns the socket when
+the request has been sent (the session's connections register it before reading the status
+line, so trickled headers are cut short too) and, once the headers are in, through urllib3's
+``HTTPResponse.shutdown``. Behind a proxy, or with a session made elsewhere, only the body is
+covered; the headers are then bounded by ``read_timeout`` per read alone.
 
 The body is streamed (urllib3 decompresses it a bounded piece at a time) and refused as soon
 as it passes ``max_response_bytes``, so a gzip bomb or an endless body costs at most that much
@@ -24,8 +26,11 @@ memory and is downloaded once.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,34 +73,28 @@ class Reply:
 
 
 class _Watch:
-    """The deadline of one exchange, and how to cut it short when it passes."""
+    """One exchange's deadline, and how to cut the exchange short when it passes."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self) -> None:
         self.expired = False
+        self.finished = False
         self._lock = threading.Lock()
         self._stop: Callable[[], object] | None = None
-        self._finished = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def start(self) -> None:
-        self._timer.start()
 
     def stop_with(self, stop: Callable[[], object]) -> None:
         """Cut the exchange short with ``stop`` when the deadline passes (at once if it has)."""
         with self._lock:
             self._stop = stop
-            if self.expired and not self._finished:
+            if self.expired and not self.finished:
                 _quietly(stop)
 
     def finish(self) -> None:
         with self._lock:
-            self._finished, self._stop = True, None
-        self._timer.cancel()
+            self.finished, self._stop = True, None
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
-            if self._finished:
+            if self.finished:
                 return
             self.expired = True
             if self._stop is not None:
@@ -107,6 +106,59 @@ def _quietly(stop: Callable[[], object]) -> None:
     # belongs to another exchange now and must be left alone.
     with contextlib.suppress(OSError, RuntimeError, ValueError):
         stop()
+
+
+class _Watchdog:
+    """One daemon thread that expires every watch whose deadline has passed.
+
+    One thread for all exchanges, not a timer each: starting a thread costs about as much as a
+    whole small exchange on loopback. Finished watches are dropped lazily.
+    """
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, _Watch]] = []
+        self._finished = 0
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch, seconds: float) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), watch))
+            if self._thread is None or not self._thread.is_alive():  # not yet, or not in a forked child
+                self._thread = threading.Thread(target=self._run, name="listrak-sync-deadlines", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is watch:
+                self._wake.notify()
+
+    def forget(self, watch: _Watch) -> None:
+        watch.finish()
+        with self._wake:
+            self._finished += 1
+            if self._finished * 2 > len(self._due) >= 64:
+                self._due = [entry for entry in self._due if not entry[2].finished]
+                heapq.heapify(self._due)
+                self._finished = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                expired: list[_Watch] = []
+                while self._due and self._due[0][0] <= now:
+                    watch = heapq.heappop(self._due)[2]
+                    if watch.finished:
+                        self._finished = max(0, self._finished - 1)
+                    else:
+                        expired.append(watch)
+                if not expired:
+                    self._wake.wait(self._due[0][0] - now if self._due else None)
+                    continue
+            for watch in expired:
+                watch.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 _CURRENT = threading.local()
@@ -199,16 +251,16 @@ class Transport:
             MalformedResponseError: a compressed body that does not decompress.
             ResponseTooLargeError: the body passed ``max_response_bytes``.
         """
-        watch = _Watch(self._deadline)
+        watch = _Watch()
+        _WATCHDOG.add(watch, self._deadline)
         _CURRENT.watch = watch
-        watch.start()
         try:
             return self._exchange(url, body, headers, operation, watch)
         except requests.RequestException as exc:
             raise self._failure(exc, url, operation, watch) from None
         finally:
             _CURRENT.watch = None
-            watch.finish()
+            _WATCHDOG.forget(watch)
 
     def _exchange(
         self, url: str, body: bytes, headers: Mapping[str, str], operation: str, watch: _Watch
