@@ -261,12 +261,17 @@ def _isatty(stream: IO[str]) -> bool:
 @contextmanager
 def _heartbeat(progress: RunProgress, stats: Stats, seconds: float) -> Iterator[None]:
     stop = threading.Event()
+    # A run shorter than one heartbeat prints nothing, so that its output (or its one-line
+    # error) stands alone; once a run has beaten, each phase change is logged too.
+    beaten = threading.Event()
 
     def on_phase(phase: str) -> None:
-        log.info("progress: phase %s started; %s", phase, describe(progress.snapshot(stats())))
+        if beaten.is_set():
+            log.info("progress: phase %s started; %s", phase, describe(progress.snapshot(stats())))
 
     def beat() -> None:
         while not stop.wait(seconds):
+            beaten.set()
             snap = progress.snapshot(stats())
             log.info("progress: %s %s", snap.phase, describe(snap))
 
