@@ -88,7 +88,7 @@ def clean_env() -> dict[str, str]:
 def assert_redacted(result: subprocess.CompletedProcess[str], server: HostileServer) -> None:
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert any(CANARY.encode() in body for body in server.bodies)  # it was sent, and echoed back
+    assert any(CANARY.encode() in body for body in server.bodies), output  # it was sent, and echoed back
     assert "Traceback" in output and "********" in output, output  # --debug showed it, redacted
     assert CANARY not in output, output
 
