@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -314,4 +315,20 @@ def test_check_says_a_web_page_or_a_wrong_path_is_not_the_service_exit_2(
             assert len(lines) == 1 and "is not the Listrak SOAP service" in lines[0], err
             assert endpoint in lines[0] and "/v31/IntegrationService.asmx" in lines[0]
         assert sim.stats()["requests_total"] == 0  # the wrong path never reached the SOAP service
+    assert page.requests == 1
+
+
+def test_tap_test_says_a_web_page_is_not_the_service_exit_2(
+    hostile: Callable[[Answer], HostileServer], tmp_path: Path
+) -> None:
+    page = hostile(canned(200, HTML_PAGE))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD,
+                                  "start_date": "2024-01-01", "endpoint": page.url}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
+    result = subprocess.run([sys.executable, "-m", "listrak_sync.tap", "--config", str(config), "--test"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING")]
+    assert len(lines) == 1 and "is not the Listrak SOAP service" in lines[0], result.stderr
     assert page.requests == 1
