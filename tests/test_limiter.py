@@ -59,3 +59,19 @@ def test_in_flight_never_exceeds_the_limit_under_threads() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         AdaptiveLimiter(0)
+
+
+def test_requests_in_flight_at_a_halving_do_not_undo_it() -> None:
+    limiter = AdaptiveLimiter(8)
+    slots = [limiter.slot() for _ in range(8)]
+    entered = [cm.__enter__() for cm in slots]
+    entered[0].overloaded()
+    slots[0].__exit__(None, None, None)
+    assert limiter.limit == 4
+    for slot, cm in zip(entered[1:], slots[1:], strict=True):  # the 7 sent under the old limit
+        slot.succeeded()
+        cm.__exit__(None, None, None)
+    assert limiter.limit == 4
+    with limiter.slot() as slot:  # one sent under the new limit proves it
+        slot.succeeded()
+    assert limiter.limit == 5

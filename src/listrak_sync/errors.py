@@ -11,6 +11,7 @@
     │   │   ├── LoginAttemptsExceededError [LoginAttemptsExceeded]
     │   │   └── ProhibitedIPError         [ProhibitedIPAddress]
     │   ├── ServiceFaultError       any other fault the service says is the caller's
+    │   ├── UnreadableValueError    a well-formed answer holding a value we cannot read
     │   └── ResponseTooLargeError   a response outgrew max_response_bytes
     ├── ObjectRefusedError          one list or message refused: warn, skip it, go on
     └── TransientError              retry with backoff
@@ -61,6 +62,13 @@ class ProhibitedIPError(AccessError):
 
 class ServiceFaultError(TerminalError):
     """A SOAP fault the service blames on the request (soap:Client) with no known token."""
+
+
+class UnreadableValueError(TerminalError):
+    """A well-formed response holds a value that cannot be read (e.g. a date in an unknown format).
+
+    Not retried: the same page would hold the same value again.
+    """
 
 
 class ResponseTooLargeError(TerminalError):
@@ -134,6 +142,7 @@ __all__ = [
     "TerminalError",
     "TransientError",
     "TransportError",
+    "UnreadableValueError",
     "WrongEndpointError",
     "exit_code",
 ]

@@ -38,6 +38,11 @@ Scope = tuple[str, int]
 # IIS's "404 - File or directory not found." inside a fault (tap-listrak skipped such messages),
 # but not the digits 404 inside a longer number such as an ID.
 _IIS_404 = re.compile(r"(?<![\d.])404(?![\d.])")
+# What an in-band WSException says when the object is refused or unknown (wording undocumented).
+_REFUSAL_WORDS = re.compile(
+    r"access|denied|not available|not authori[sz]ed|permission|not found|does not exist|unknown|invalid (list|msg|message)",
+    re.IGNORECASE,
+)
 _ENVELOPES = (f"{{{SOAP11_ENV}}}Envelope", f"{{{SOAP12_ENV}}}Envelope")
 _HTML = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?<(!doctype\s+html|html)[\s>]", re.IGNORECASE)
 # Statuses that say "nothing at this address answers SOAP POSTs", not "try again".
@@ -72,7 +77,9 @@ def overloaded(operation: str, reply: Reply) -> Overloaded:
     )
 
 
-def classify_fault(fault: SoapFault, *, scope: Scope | None, username: str) -> ListrakSyncError:
+def classify_fault(
+    fault: SoapFault, *, scope: Scope | None, username: str, in_band: bool = False
+) -> ListrakSyncError:
     """Turn a SOAP fault (or an in-band WSException) into the error the caller should handle.
 
     The one place that reads fault text, and only for Listrak's bracketed tokens
@@ -82,6 +89,9 @@ def classify_fault(fault: SoapFault, *, scope: Scope | None, username: str) -> L
         fault: code local name (``Client``/``Server``), text and detail, already redacted.
         scope: ``("list", id)`` or ``("message", id)`` when the call concerns one object.
         username: the API user, for the message.
+        in_band: the text came in a WSException (HTTP 200), which has no fault code: it is a
+            refusal only when it says so (a token, a 404, or words of access or an unknown
+            object), else a transient server error, so one glitch never drops a whole list.
 
     Returns:
         The exception to raise (not raised here).
@@ -102,7 +112,12 @@ def classify_fault(fault: SoapFault, *, scope: Scope | None, username: str) -> L
             "Listrak refused this machine's IP address. Add it under Manage > Accounts > "
             "SOAP API IP Authorization."
         )
-    refused = "[AccessDenied]" in text or _IIS_404.search(text) is not None or fault.code in ("Client", "Sender")
+    # The token decides, whichever code carries it: ASMX wraps refusals in soap:Server faults.
+    refused = "[AccessDenied]" in text or _IIS_404.search(text) is not None
+    if in_band:
+        refused = refused or _REFUSAL_WORDS.search(text) is not None
+    else:
+        refused = refused or fault.code in ("Client", "Sender")
     if refused and scope is not None:
         kind, object_id = scope
         return ObjectRefusedError(

@@ -137,15 +137,16 @@ class ListrakClient:
         """One call for ``stream``, its items as a typed table of ``stream.columns``.
 
         Raises:
-            The errors of :meth:`call`; a non-nil WSException is an ObjectRefusedError when
-            scoped, else a ServiceFaultError.
+            The errors of :meth:`call`; a non-nil WSException that names a refusal is an
+            ObjectRefusedError when scoped (else ServiceFaultError); any other is a
+            ServerFaultError, retried.
         """
         def handle(body: bytes, root: etree._Element) -> pa.Table:
             wrapper = response_wrapper(body_payload(root), stream.operation)
             description = ws_exception(wrapper)
             if description is not None:
-                fault = SoapFault("Client", self._redact(description), "")
-                raise classify_fault(fault, scope=scope, username=self.settings.username)
+                fault = SoapFault("", self._redact(description), "")
+                raise classify_fault(fault, scope=scope, username=self.settings.username, in_band=True)
             return read_items(wrapper, stream, self.settings.source_timezone)
 
         return self._request(stream.operation, params, scope, handle)

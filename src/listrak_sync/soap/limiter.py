@@ -5,7 +5,8 @@ concurrency and lets the service tell it when that is too much: an overload sign
 503/429, a timeout) halves the ceiling, and each success raises it by one again, never above
 the configured maximum and never below one. Several requests that were already in flight
 when the service got overloaded all report it; they count as one signal, so a burst of 503s
-halves the ceiling once rather than collapsing it to one.
+halves the ceiling once rather than collapsing it to one; and only requests that started
+after the last halving may raise it again, so the in-flight ones cannot undo it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ class AdaptiveLimiter:
                     self._epoch += 1
                     self._decreases += 1
                     self._lowest = min(self._lowest, self._limit)
-                elif slot.outcome == "success" and self._limit < self.maximum:
+                elif slot.outcome == "success" and slot.epoch == self._epoch and self._limit < self.maximum:
+                    # Only a request sent under the current limit proves it: the successes of
+                    # requests already in flight at a halving would undo it at once.
                     self._limit += 1
                 self._condition.notify_all()
 

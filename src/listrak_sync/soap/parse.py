@@ -4,7 +4,8 @@ This is the hot path. A page of items becomes one Python list per column (by ele
 name, so the element order the service uses does not matter), then one typed Arrow array per
 column through Arrow's vectorized casts; Python only parses a value itself when Arrow cannot
 (US-style dates, 7 fractional digits, zone suffixes), and a value neither can read raises
-:class:`MalformedResponseError` naming the field, never dropping it.
+:class:`UnreadableValueError` (not retried: the same page holds the same value) naming the
+field, never dropping it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-from listrak_sync.errors import MalformedResponseError
+from listrak_sync.errors import MalformedResponseError, UnreadableValueError
 from listrak_sync.streams import NAMESPACE, Column, ColumnType, Stream
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -319,7 +320,7 @@ def _python_value(stream: Stream, column: Column, value: str | None, zone: str) 
             return _BOOLS[text.lower()]
         return parse_service_datetime(text, zone)
     except (ValueError, KeyError):
-        raise MalformedResponseError(
+        raise UnreadableValueError(
             f"{stream.operation} returned {column.name}={value!r}, which is not a valid "
             f"{_DESCRIBE[column.type]}. Please report it with the operation name."
         ) from None
