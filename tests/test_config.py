@@ -29,11 +29,11 @@ BASE = {"username": "api-user", "password": PASSWORD, "start_date": "01/31/2024"
         ("1/5/2024", datetime(2024, 1, 5)),
         (" 2024-01-31 ", datetime(2024, 1, 31)),
         ("2024-01-31T08:30:00", datetime(2024, 1, 31, 8, 30)),
-        ("2024-01-31T08:30:00Z", datetime(2024, 1, 31, 8, 30)),
-        ("2024-01-31T08:30:00.250+02:00", datetime(2024, 1, 31, 6, 30, 0, 250000)),
+        ("2024-01-31T08:30:00Z", datetime(2024, 1, 31, 8, 30, tzinfo=timezone.utc)),
+        ("2024-01-31T08:30:00.250+02:00", datetime(2024, 1, 31, 6, 30, 0, 250000, tzinfo=timezone.utc)),
         ("2024-02-29", datetime(2024, 2, 29)),
         (date(2024, 1, 31), datetime(2024, 1, 31)),
-        (datetime(2024, 1, 31, 12, tzinfo=timezone(timedelta(hours=-5))), datetime(2024, 1, 31, 17)),
+        (datetime(2024, 1, 31, 12, tzinfo=timezone(timedelta(hours=-5))), datetime(2024, 1, 31, 17, tzinfo=timezone.utc)),
     ],
 )
 def test_start_date_forms(value: object, expected: datetime) -> None:

@@ -72,15 +72,15 @@ def parse_start_date(value: str | date | datetime, *, now: datetime | None = Non
         now: the current time as naive UTC (default: the system clock); the date may not be later.
 
     Returns:
-        A naive datetime: midnight for a date, the given time otherwise; values with a zone
-        are converted to UTC and made naive.
+        A naive datetime (midnight for a date, the given time otherwise), which is the
+        service's wall time; a value with a zone stays that instant, as an aware UTC datetime.
 
     Raises:
         ConfigError: malformed, impossible (02/30/2024) or in the future.
     """
     parsed = _start_date_value(value)
     current = now or datetime.now(timezone.utc).replace(tzinfo=None)
-    if parsed > current:
+    if _utc_wall(parsed) > current:
         raise ConfigError(
             f"Start date {value!s} is in the future (now is {current:%Y-%m-%d %H:%M} UTC). "
             f"Pass a past date as {START_DATE_FORMS}."
@@ -90,7 +90,7 @@ def parse_start_date(value: str | date | datetime, *, now: datetime | None = Non
 
 def _start_date_value(value: str | date | datetime) -> datetime:
     if isinstance(value, datetime):
-        return _naive_utc(value)
+        return _aware_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if not isinstance(value, str):
@@ -106,16 +106,22 @@ def _start_date_value(value: str | date | datetime) -> datetime:
             return datetime.strptime(text, "%Y-%m-%d")
         if re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", text):
             iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-            return _naive_utc(datetime.fromisoformat(iso))
+            return _aware_utc(datetime.fromisoformat(iso))
     except ValueError:
         raise ConfigError(problem) from None
     raise ConfigError(problem)
 
 
-def _naive_utc(value: datetime) -> datetime:
+def _aware_utc(value: datetime) -> datetime:
+    # A zone given with the start date names an instant; without one it is the service's wall
+    # time, which only the engine's ServiceClock may convert (it knows source_timezone).
     if value.tzinfo is None:
         return value
-    return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.astimezone(timezone.utc)
+
+
+def _utc_wall(value: datetime) -> datetime:
+    return value if value.tzinfo is None else value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def parse_list_ids(value: str | Iterable[Any]) -> tuple[int, ...]:
@@ -207,6 +213,9 @@ class Settings:
     trust_counters: bool = True
     send_settle_hours: float = 24.0
     full_recheck_days: float = 7.0
+    # The horizon of the incremental contract (listrak_sync.engine): messages younger than this,
+    # or whose counter moved this little before their last fetch, are re-read every run.
+    lookback_hours: float = 48.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.password, Secret):
@@ -247,8 +256,8 @@ class Settings:
         if self.interval_days < 1:
             raise ConfigError(f"interval_days must be at least 1, got {self.interval_days}.")
         _check_timezone(self.source_timezone)
-        if self.send_settle_hours < 0 or self.full_recheck_days < 0:
-            raise ConfigError("send_settle_hours and full_recheck_days must be 0 or more.")
+        if self.send_settle_hours < 0 or self.full_recheck_days < 0 or self.lookback_hours < 0:
+            raise ConfigError("send_settle_hours, full_recheck_days and lookback_hours must be 0 or more.")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> Settings:
@@ -365,6 +374,7 @@ _COERCE = {
     "trust_counters": _as_bool,
     "send_settle_hours": _as_float,
     "full_recheck_days": _as_float,
+    "lookback_hours": _as_float,
 }
 
 

@@ -13,14 +13,14 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from listrak_sync.config import Settings
+from listrak_sync.engine import ServiceClock, date_windows, utc
 from listrak_sync.errors import ConfigError, ObjectRefusedError
 from listrak_sync.progress import RunProgress
 from listrak_sync.soap.client import ListrakClient
@@ -36,28 +36,7 @@ ACTIVITY_STREAMS: tuple[Stream, ...] = children_of("messages")
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def date_windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:
-    """Cut ``[start, end]`` into windows of at most ``days`` days.
-
-    Consecutive windows share their boundary instant: whether the service's bounds are
-    inclusive is unknown (REFERENCE.md §12), so a row exactly on a boundary may come twice
-    and is de-duplicated by the caller, but it can never fall between two windows.
-
-    Returns:
-        ``(window_start, window_end)`` pairs; none if ``start`` is after ``end``.
-    """
-    windows: list[tuple[datetime, datetime]] = []
-    window_start = start
-    while window_start <= end:
-        window_end = min(window_start + timedelta(days=days), end)
-        windows.append((window_start, window_end))
-        if window_end >= end:
-            break
-        window_start = window_end
-    return windows
+    return datetime.now(timezone.utc)
 
 
 def request_params(stream: Stream, object_id: int, start: datetime, end: datetime) -> dict[str, Any]:
@@ -89,7 +68,8 @@ class Extractor:
     Args:
         client: the SOAP client.
         settings: start date, window length, list filter, concurrency, source time zone.
-        now: the current time, naive UTC or aware (default: the system clock); requests end here.
+        now: the current time, aware (naive is taken as UTC; default: the system clock);
+            requests end at this clock's reading when they are made.
         progress: counters to report rows and work units into (default: a private one, in
             :attr:`progress`). A work unit is one (activity stream, message) pair or one list's
             subscribed contacts; it is counted as planned when its batch starts and as done
@@ -109,7 +89,7 @@ class Extractor:
         self.progress = progress if progress is not None else RunProgress()
         self.skipped: list[ObjectRefusedError] = []
         self._now = now or _utc_now
-        self._zone = ZoneInfo(settings.source_timezone)
+        self.clock = ServiceClock(settings.source_timezone)
         self._lock = threading.Lock()
         self._skipped_keys: set[tuple[str, int | None]] = set()
 
@@ -146,10 +126,9 @@ class Extractor:
 
         Args:
             list_id: the list.
-            start: a naive value is the service's wall time, like the start date; an aware one
-                (e.g. a bookmark read back from the destination) is converted to it.
+            start: an instant (aware) or a service wall time (naive), like the start date.
         """
-        first, end = self._range(start)
+        since, (first, end) = self._since(start), self._range(start)
         tables = []
         try:
             for window_start, window_end in date_windows(first, end, self.settings.interval_days):
@@ -160,7 +139,7 @@ class Extractor:
             return arrow_schema(MESSAGES).empty_table()
         if not tables:
             return arrow_schema(MESSAGES).empty_table()
-        table = _first_per_key(pa.concat_tables(tables), "MsgID")
+        table = _since(_first_per_key(pa.concat_tables(tables), "MsgID"), "SendDate", since)
         self.progress.add_rows(MESSAGES.name, table.num_rows)
         return table
 
@@ -174,12 +153,13 @@ class Extractor:
         Yields:
             Tables with ``ListID`` stamped. A refused list yields nothing and is recorded.
         """
-        first, end = self._range(start)
+        since, (first, end) = self._since(start), self._range(start)
         params = request_params(SUBSCRIBED_CONTACTS, list_id, first, end)
         self.progress.add_units(1)
         try:
             for page in self.client.iter_pages(SUBSCRIBED_CONTACTS, scope=("list", list_id), **params):
                 # Rows per page, not at the end: one list's contacts can take many pages.
+                page = _since(page, "AdditionDate", since)
                 self.progress.add_rows(SUBSCRIBED_CONTACTS.name, page.num_rows)
                 yield stamp(SUBSCRIBED_CONTACTS, page, list_id)
         except ObjectRefusedError as exc:
@@ -282,27 +262,19 @@ class Extractor:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _range(self, start: datetime | None) -> tuple[datetime, datetime]:
-        """Start and end of a request range, as the service's wall time (``source_timezone``)."""
-        first = self._service_time(start or self.settings.start_date, aware_default=False)
-        end = self._service_time(self._now(), aware_default=True)
-        if end.microsecond:  # requests carry whole seconds; round up so nothing before now is cut
-            end = end.replace(microsecond=0) + timedelta(seconds=1)
-        return first, end
+    def _since(self, start: datetime | None) -> datetime:
+        return self.clock.instant(start or self.settings.start_date)
 
-    def _service_time(self, moment: datetime, *, aware_default: bool) -> datetime:
-        # The clock is naive UTC; the start date is what the user typed, i.e. already service
-        # wall time; an aware value (a bookmark read back from the destination) is converted.
-        if moment.tzinfo is None and aware_default:
-            moment = moment.replace(tzinfo=timezone.utc)
-        if moment.tzinfo is None:
-            return moment
-        return moment.astimezone(self._zone).replace(tzinfo=None)
+    def _range(self, start: datetime | None) -> tuple[datetime, datetime]:
+        """StartDate and EndDate of a request from ``start`` until now, as service wall times.
+
+        Widened at both ends (:meth:`ServiceClock.request_range`); callers filter by ``start``.
+        """
+        return self.clock.request_range(self._since(start), self.now())
 
     def now(self) -> datetime:
-        """The extractor's clock (the injected one, or the system's), as naive UTC."""
-        moment = self._now()
-        return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+        """The extractor's clock (the injected one, or the system's), aware UTC."""
+        return utc(self._now())
 
     def refused_messages(self) -> set[int]:
         """IDs of the messages the service refused so far (their rows were not fetched)."""
@@ -317,6 +289,12 @@ class Extractor:
             self._skipped_keys.add(key)
             self.skipped.append(error)
         log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
+
+
+def _since(table: pa.Table, column: str, start: datetime) -> pa.Table:
+    """Rows at or after ``start``: requests start a little early (exclusive bounds)."""
+    mask = pc.greater_equal(table.column(column), pa.scalar(start, table.schema.field(column).type))
+    return table if pc.all(mask).as_py() is not False else table.filter(mask)
 
 
 def _first_per_key(table: pa.Table, key: str) -> pa.Table:

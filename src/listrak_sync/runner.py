@@ -21,9 +21,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dlt
@@ -124,6 +125,7 @@ def replicate(
     full_refresh: bool = False,
     progress: RunProgress | None = None,
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunSummary:
     """Replicate the account into the destination and report what happened.
 
@@ -139,6 +141,7 @@ def replicate(
         full_refresh: re-pull and replace everything, even where an incremental run would do.
         progress: told the run's phases, planned work and rows as they happen.
         lock_wait_seconds: how long to wait while another process holds the DuckDB file.
+        clock: the current time, aware (default: the system clock); the simulator's in tests.
 
     Returns:
         The run's summary.
@@ -156,7 +159,7 @@ def replicate(
     own_client = client is None
     client = client or ListrakClient(settings)
     progress = progress or RunProgress()
-    extractor = Extractor(client, settings, progress=progress)
+    extractor = Extractor(client, settings, progress=progress, now=clock)
     try:
         with dataset_lock(target, dataset), _working_dir(pipelines_dir) as workdir, _quiet_dlt():
             pipeline = dlt.pipeline(

@@ -14,18 +14,19 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
-from listrak_sync.incremental import PLAN_COLUMNS, Planner, RunMode, choose_mode, new_state
+from listrak_sync.engine import DELETED_COLUMN, PLAN_COLUMNS, Planner, RunMode, StreamMode, run_mode, stream_modes
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
 
@@ -100,10 +101,11 @@ def build_source(
 
 
 class _Run:
-    """What the resources of one run share: the extractor, the mode, and the plan state.
+    """What the resources of one run share: the extractor, the modes, and the plan.
 
-    The mode is decided when the list of lists arrives (a changed set of lists forces a full
-    refresh) from the plan state dlt keeps in its source state; see :mod:`listrak_sync.incremental`.
+    The modes are decided when the list of lists arrives, from the plan dlt keeps in its source
+    state; which messages each activity stream fetches is decided once the messages are read.
+    See :mod:`listrak_sync.engine` for the rules and the contract they keep.
     """
 
     def __init__(
@@ -119,50 +121,51 @@ class _Run:
         self.extractor = extractor
         self.settings = settings
         self.full_refresh = full_refresh
-        self.mode = RunMode(True, "not decided")
+        self.start = extractor.clock.instant(settings.start_date)
+        self.streams = [s for s in ACTIVITY_STREAMS if not settings.tables or s.name in settings.tables]
+        self.modes: dict[str, StreamMode] = {}
         self.planner: Planner | None = None
         self.fetch: dict[str, list[int]] = {}
+        self.vanished: list[int] = []
         self.plan: dict[str, Any] = {}
-        self.now = extractor.now()
 
-    def decide(self, list_ids: list[int]) -> None:
+    def decide(self) -> None:
         state = dlt.current.source_state()
-        previous = state.get("plan") or {}
-        self.mode = choose_mode(
-            previous,
-            start_date=self.settings.start_date,
-            list_ids=list_ids,
-            now=self.now,
-            full_refresh=self.full_refresh,
-            full_recheck_days=self.settings.full_recheck_days,
-        )
-        if self.mode.full and self.full_refresh_reason:
-            self.mode = RunMode(True, self.full_refresh_reason)
-        log.info("Run mode: %s (%s)", "full refresh" if self.mode.full else "incremental", self.mode.reason)
+        # Worked on a copy, handed back stream by stream as each one is through; dlt stores it
+        # only with a completed load.
+        self.plan = copy.deepcopy(dict(state.get("plan") or {}))
+        self.modes = stream_modes(self.plan, self.streams, start=self.start, full_refresh=self.full_refresh,
+                                  full_refresh_reason=self.full_refresh_reason)
+        mode = run_mode(self.modes) if self.modes else RunMode(True, self.full_refresh_reason or "replace")
+        log.info("Run mode: %s (%s)", "full refresh" if mode.full else "incremental", mode.reason)
         if self.on_mode:
-            self.on_mode(self.mode)
-        if self.mode.full:
-            self.plan = new_state(start_date=self.settings.start_date, list_ids=list_ids, now=self.now)
-        else:
-            self.plan = copy.deepcopy(dict(previous))
-        state["plan"] = self.plan
+            self.on_mode(mode)
 
     def plan_messages(self, messages: pa.Table) -> None:
+        settings = self.settings
         self.planner = Planner(
             self.plan,
             messages.select(list(PLAN_COLUMNS)).to_pylist(),
-            now=self.now,
-            trust_counters=self.settings.trust_counters,
-            send_settle_hours=self.settings.send_settle_hours,
+            modes=self.modes,
+            now=self.extractor.now(),
+            start=self.start,
+            lookback_hours=settings.lookback_hours,
+            send_settle_hours=settings.send_settle_hours,
+            full_recheck_days=settings.full_recheck_days,
+            trust_counters=settings.trust_counters,
         )
-        self.planner.forget_missing()
-        # Decided once for every stream before any is recorded: recording one stream may mark
-        # a message settled, which must not change what another stream of this run fetches.
-        all_ids = column_ints(messages, "MsgID")
-        self.fetch = {s.name: all_ids if self.mode.full else self.planner.to_fetch(s) for s in ACTIVITY_STREAMS}
-        # Every per-message request of this run is known now: tell the progress display.
-        selected = [s for s in ACTIVITY_STREAMS if not self.settings.tables or s.name in self.settings.tables]
-        self.extractor.progress.add_units(sum(len(self.fetch[s.name]) for s in selected))
+        # Decided once for every stream before any is recorded: recording one stream must not
+        # change what another stream of this run fetches.
+        self.fetch = {s.name: self.planner.to_fetch(s) for s in self.streams}
+        self.vanished = self.planner.vanished()
+        self.extractor.progress.add_units(sum(len(self.fetch[s.name]) for s in self.streams))
+
+    def stream_done(self, stream: Stream) -> None:
+        """Close ``stream``'s part of the plan and hand the plan to dlt's state."""
+        assert self.planner is not None
+        refused_lists = {e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id}
+        self.planner.finish(stream, self.extractor.refused_messages(), refused_lists)
+        dlt.current.source_state()["plan"] = self.plan
 
 
 def _resources(run: _Run) -> list[DltResource]:
@@ -183,6 +186,10 @@ def _resource(stream: Stream, run: _Run, parent: DltResource | None) -> DltResou
         "primary_key": [] if stream.event else list(stream.key),
         "columns": dlt_columns(stream),
     }
+    if stream.parent == "messages":
+        hints["columns"][DELETED_COLUMN] = {"name": DELETED_COLUMN, "data_type": "bool", "nullable": True,
+                                            "hard_delete": True,
+                                            "description": "Delete marker of incremental merges; never true."}
     if parent is None:
         return dlt.resource(_lists_rows(stream, run), **hints)
     if stream.name == "messages":
@@ -194,7 +201,7 @@ def _resource(stream: Stream, run: _Run, parent: DltResource | None) -> DltResou
 
 def _lists_rows(stream: Stream, run: _Run) -> Iterator[pa.Table]:
     table = run.extractor.lists()
-    run.decide(column_ints(table, "ListID"))
+    run.decide()
     yield _json_encode_lists(stream, table)
 
 
@@ -233,22 +240,62 @@ def _contacts_rows(stream: Stream, run: _Run) -> Any:
 def _activity_rows(stream: Stream, run: _Run) -> Any:
     def activity(messages: pa.Table) -> Iterator[Any]:
         assert run.planner is not None, "messages are planned before their activity"
-        # In an incremental run, only messages whose rows can have changed; each one's rows
-        # are replaced whole.
         msg_ids = run.fetch[stream.name]
-        if run.mode.full:
-            hints = dlt.mark.make_hints(write_disposition="replace")
+        if run.modes[stream.name].full:
+            yield dlt.mark.with_hints(_empty(stream), dlt.mark.make_hints(write_disposition="replace"))
+            tables = run.extractor.message_activity([stream], msg_ids, announced=True)
+            latest = yield from _passing(stream, (table for _, table in tables))
         else:
+            # Each fetched or vanished message's rows are replaced whole: a delete marker per
+            # message clears them (also when the new fetch has no rows), then the rows land.
             hints = dlt.mark.make_hints(
                 write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
             )
-        yield dlt.mark.with_hints(_empty(stream), hints)
-        for _, table in run.extractor.message_activity([stream], msg_ids, announced=True):
-            yield table
+            yield dlt.mark.with_hints(_markers(stream, [*msg_ids, *run.vanished]), hints)
+            tables = run.extractor.message_activity([stream], msg_ids, announced=True)
+            latest = yield from _passing(stream, (_with_marker(table, False) for _, table in tables))
         refused = run.extractor.refused_messages()
-        run.planner.record(stream, [m for m in msg_ids if m not in refused])
+        run.planner.record(stream, [m for m in msg_ids if m not in refused], latest)
+        run.stream_done(stream)
 
     return activity
+
+
+def _passing(stream: Stream, tables: Iterator[pa.Table]) -> Generator[pa.Table, None, dict[int, Any]]:
+    """Yield the tables and return each message's newest event date (for the plan)."""
+    latest: dict[int, Any] = {}
+    for table in tables:
+        if stream.cursor in table.column_names and table.num_rows:
+            newest = pc.max(table.column(stream.cursor)).as_py()
+            if newest is not None:
+                latest[int(table.column("MsgID")[0].as_py())] = newest
+        yield table
+    return latest
+
+
+def _markers(stream: Stream, msg_ids: Sequence[int]) -> pa.Table:
+    """One delete-marker row per message; required columns hold placeholders never stored."""
+    schema = arrow_schema(stream)
+    columns = []
+    for field in schema:
+        if field.name == "MsgID":
+            columns.append(pa.array(msg_ids, field.type))
+        elif field.nullable:
+            columns.append(pa.nulls(len(msg_ids), field.type))
+        else:
+            columns.append(pa.array([_PLACEHOLDER[field.type.id]] * len(msg_ids), field.type))
+    return _with_marker(pa.Table.from_arrays(columns, schema=schema), True)
+
+
+_PLACEHOLDER = {pa.int64().id: 0, pa.string().id: "", pa.bool_().id: False, pa.float64().id: 0.0,
+                pa.timestamp("us", tz="UTC").id: 0}
+
+
+def _with_marker(table: pa.Table, deleted: bool) -> pa.Table:
+    return table.append_column(pa.field(DELETED_COLUMN, pa.bool_()),
+                               pa.array([deleted] * table.num_rows, pa.bool_()))
+
+
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
 def listrak_source(
     username: str = dlt.secrets.value,

@@ -1,0 +1,352 @@
+"""The sync engine: one time type, the incremental plan, and the contract it keeps.
+
+Both adapters (the dlt source and the Singer tap) ask this module what a run must fetch; they
+only translate the answer (dlt hints and source state on one side, RECORD/STATE on the other).
+
+**Time.** Every instant inside the engine is an aware UTC ``datetime``. The service reads and
+writes zone-less wall times in ``source_timezone``; :class:`ServiceClock` is the one place that
+converts, at the request edge. A start date typed without a zone is the service's wall time;
+one with ``Z`` or an offset is that instant.
+
+**The contract of an incremental run** (README "Incremental runs"), with ``L = lookback_hours``:
+
+- ``lists``, ``messages`` and ``subscribed_contacts`` are re-read and replaced whole every run:
+  always exact. A message that vanished (deleted, or its list withdrawn or refused) loses its
+  activity rows in the same load (a delete marker per message, :data:`DELETED_COLUMN`).
+- A message's activity stream is re-read whole, replacing that message's rows, when: it is new
+  to the plan; it was sent less than ``L`` ago; its counter differs from the one read at its
+  last fetch; its counter moved less than ``L`` before its last fetch (events counted but not
+  yet visible then); its list's periodic recheck is due (every ``full_recheck_days``);
+  ``trust_counters`` is off. ``message_sends`` has no counter: re-read while younger than
+  ``max(send_settle_hours, L)`` and at the recheck.
+- So what may lag, and until the list's next recheck (at most ``full_recheck_days``): an event
+  that moves no counter (a repeat open or read when the counters count contacts) on a message
+  older than ``L``, and an event that becomes visible more than ``L`` after its counter moved
+  (or, for the first load of a message, after the load, when nothing else happened on that
+  message in the ``L`` before it).
+- A counter is only trusted for events up to the request end of the fetch that recorded it:
+  counters are read before, and activity requests end after, so nothing counted is left out.
+
+**The plan** lives in dlt source state under ``plan`` and is keyed per list, so that a run over
+some lists can keep the others' plan::
+
+    {"version": 2,
+     "streams": {"message_opens": {"start": "2020-01-01T00:00:00+00:00"}, ...},
+     "lists": {"12": {"checked": {"message_opens": 1718000000, ...},
+                      "messages": {"812": {"message_opens": [counter, moved_at, fetched_at]}}}}}
+
+Times in the per-message entries are epoch seconds (compact); ``moved_at`` 0 means "no movement
+known".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from listrak_sync.streams import STREAMS, Stream
+
+PLAN_VERSION = 2
+# Rows with this column true delete every row of their MsgID in a merge and are never stored.
+DELETED_COLUMN = "_dlt_deleted"
+# The message columns a plan reads: list, key, send date, and every stream's counter.
+PLAN_COLUMNS = ("ListID", "MsgID", "SendDate", *sorted({s.counter for s in STREAMS if s.counter}))
+# Requests carry whole seconds and the service's bounds may be exclusive (REFERENCE.md §12.7):
+# every range is widened by this much at both ends, and the caller filters or de-duplicates.
+EDGE = timedelta(seconds=1)
+
+
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime; a naive value is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ServiceClock:
+    """Converts between instants (aware UTC) and the service's wall time in ``zone``.
+
+    Args:
+        zone: the IANA name of the service's time zone (``Settings.source_timezone``).
+    """
+
+    zone: str = "UTC"
+
+    def instant(self, value: datetime) -> datetime:
+        """An instant from a value: naive values are service wall times, aware ones instants."""
+        if value.tzinfo is not None:
+            return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=ZoneInfo(self.zone), fold=0).astimezone(timezone.utc)
+
+    def wall(self, instant: datetime) -> datetime:
+        """The service's naive wall time at ``instant`` (an aware value; naive is taken as UTC)."""
+        return utc(instant).astimezone(ZoneInfo(self.zone)).replace(tzinfo=None)
+
+    def request_range(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        """StartDate/EndDate (wall times, whole seconds) that surely include ``[start, end]``.
+
+        Widened by :data:`EDGE` at both ends, so that exclusive bounds lose nothing.
+        """
+        first = self.wall(start).replace(microsecond=0) - EDGE
+        last = self.wall(end)
+        last = last.replace(microsecond=0) + (EDGE * 2 if last.microsecond else EDGE)
+        return first, last
+
+
+def date_windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    """Cut ``[start, end]`` into windows of at most ``days`` days that overlap by :data:`EDGE`.
+
+    Whether the service's bounds are inclusive is unknown (REFERENCE.md §12.7): with exclusive
+    bounds, windows that only shared an instant would lose a row exactly on it. Overlapping
+    windows may return such a row twice; the caller de-duplicates by key.
+
+    Returns:
+        ``(window_start, window_end)`` pairs; none if ``start`` is after ``end``.
+    """
+    windows: list[tuple[datetime, datetime]] = []
+    window_start = start
+    while window_start <= end:
+        window_end = min(window_start + timedelta(days=days), end)
+        windows.append((window_start, window_end))
+        if window_end >= end:
+            break
+        window_start = window_end - EDGE
+    return windows
+
+
+@dataclass(frozen=True)
+class StreamMode:
+    """Whether one stream is replaced whole this run, or merged per message, and why."""
+
+    full: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """The run's mode as the summary shows it: full when every loaded stream is replaced."""
+
+    full: bool
+    reason: str
+
+
+def stream_modes(
+    plan: Mapping[str, Any],
+    streams: Iterable[Stream],
+    *,
+    start: datetime,
+    full_refresh: bool,
+    full_refresh_reason: str | None = None,
+) -> dict[str, StreamMode]:
+    """Decide per activity stream between replacing its table and merging what changed.
+
+    Args:
+        plan: the plan left by the last completed load (empty on the first run).
+        streams: the activity streams this run loads.
+        start: the start date as an instant.
+        full_refresh: replace every table (``--full-refresh``, or a destination that cannot merge).
+        full_refresh_reason: why ``full_refresh`` is forced, if not the user's request.
+
+    Returns:
+        Stream name to mode.
+    """
+    modes: dict[str, StreamMode] = {}
+    known = plan.get("streams", {}) if plan.get("version") == PLAN_VERSION else {}
+    for stream in streams:
+        entry = known.get(stream.name)
+        if full_refresh:
+            modes[stream.name] = StreamMode(True, full_refresh_reason or "full refresh requested")
+        elif not entry:
+            modes[stream.name] = StreamMode(True, "first run")
+        elif entry.get("start") != start.isoformat():
+            modes[stream.name] = StreamMode(True, "the start date changed")
+        else:
+            modes[stream.name] = StreamMode(False, "incremental")
+    return modes
+
+
+def run_mode(modes: Mapping[str, StreamMode]) -> RunMode:
+    """One line for the summary: ``incremental`` or ``full refresh: <reason>``."""
+    full = [m for m in modes.values() if m.full]
+    if modes and len(full) == len(modes):
+        return RunMode(True, full[0].reason)
+    if full:
+        names = ", ".join(sorted(n for n, m in modes.items() if m.full))
+        return RunMode(False, f"incremental ({names} replaced: {full[0].reason})")
+    return RunMode(False, "incremental")
+
+
+def _epoch(moment: datetime) -> int:
+    return math.floor(utc(moment).timestamp())
+
+
+class Planner:
+    """Decides per (stream, message) whether to fetch, and records what was fetched.
+
+    Args:
+        plan: the plan state; mutated in place (see the module docstring for its shape).
+        messages: this run's message rows (:data:`PLAN_COLUMNS`), read before any activity.
+        modes: each activity stream's mode this run.
+        now: when the counters were read (aware).
+        start: the start date as an instant (kept per stream).
+        lookback_hours: the horizon ``L`` of the contract.
+        send_settle_hours: age after which a message's recipients are final.
+        full_recheck_days: days between a list's rechecks (0: every run).
+        trust_counters: skip a message's stream while its counter stands still.
+    """
+
+    def __init__(
+        self,
+        plan: dict[str, Any],
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        modes: Mapping[str, StreamMode],
+        now: datetime,
+        start: datetime,
+        lookback_hours: float,
+        send_settle_hours: float,
+        full_recheck_days: float,
+        trust_counters: bool = True,
+    ) -> None:
+        if plan.get("version") != PLAN_VERSION:
+            plan.clear()
+            plan.update(version=PLAN_VERSION, streams={}, lists={})
+        self.plan = plan
+        self.modes = dict(modes)
+        self.now = _epoch(now)
+        self.start = start.isoformat()
+        self.lookback = lookback_hours * 3600
+        self.settle = max(send_settle_hours * 3600, self.lookback)
+        self.recheck = full_recheck_days * 86400
+        self.trust_counters = trust_counters
+        self.rows: dict[int, Mapping[str, Any]] = {int(r["MsgID"]): r for r in messages}
+        self.list_of = {msg_id: int(row["ListID"]) for msg_id, row in self.rows.items()}
+        for name, mode in self.modes.items():
+            if mode.full:  # a replaced table forgets what the plan knew about it
+                for entry in self.plan["lists"].values():
+                    entry.get("checked", {}).pop(name, None)
+                    for seen in entry.get("messages", {}).values():
+                        seen.pop(name, None)
+
+    # -- decisions ---------------------------------------------------------------------------------
+
+    def rechecked_lists(self, stream: Stream) -> set[int]:
+        """Lists whose every message is re-read for ``stream`` this run (periodic recheck)."""
+        due = set()
+        for list_id in set(self.list_of.values()):
+            checked = self._list(list_id).get("checked", {}).get(stream.name)
+            if checked is None or self.recheck <= 0 or self.now - checked >= self.recheck:
+                due.add(list_id)
+        return due
+
+    def to_fetch(self, stream: Stream) -> list[int]:
+        """The message IDs whose ``stream`` rows must be fetched this run, in send order."""
+        if self.modes[stream.name].full:
+            return list(self.rows)
+        rechecked = self.rechecked_lists(stream)
+        return [m for m in self.rows if self.list_of[m] in rechecked or self._needs(stream, m)]
+
+    def _needs(self, stream: Stream, msg_id: int) -> bool:
+        row = self.rows[msg_id]
+        seen = self._list(self.list_of[msg_id]).get("messages", {}).get(str(msg_id), {}).get(stream.name)
+        if seen is None or not self.trust_counters:
+            return True
+        counter, moved_at, fetched_at = seen
+        sent = _epoch(row["SendDate"])
+        if stream.counter is None:
+            return self.now - sent < self.settle
+        if self.now - sent < self.lookback:
+            return True
+        if counter != row[stream.counter]:
+            return True
+        # Counted before the last fetch, but perhaps not yet visible to it.
+        return bool(moved_at) and fetched_at - moved_at < self.lookback
+
+    def vanished(self) -> list[int]:
+        """Messages the plan knows that this run's messages no longer hold (their rows go)."""
+        gone = []
+        for entry in self.plan["lists"].values():
+            gone += [int(k) for k in entry.get("messages", {}) if int(k) not in self.rows]
+        return sorted(gone)
+
+    # -- records -----------------------------------------------------------------------------------
+
+    def record(self, stream: Stream, msg_ids: Iterable[int], latest_event: Mapping[int, datetime]) -> None:
+        """Remember that ``stream`` was fetched for ``msg_ids`` with this run's counters.
+
+        Args:
+            stream: the activity stream.
+            msg_ids: messages fetched completely (not refused).
+            latest_event: per message, the newest event date among the fetched rows.
+        """
+        for msg_id in msg_ids:
+            row = self.rows[msg_id]
+            entry = self._list(self.list_of[msg_id], create=True).setdefault("messages", {})
+            seen = entry.setdefault(str(msg_id), {})
+            counter = row[stream.counter] if stream.counter else 0
+            previous = seen.get(stream.name)
+            if previous is None:
+                # First sight: the counter's history is unknown. Recent activity means events
+                # may still be in flight, so the message stays "moved" for one more horizon.
+                latest = latest_event.get(msg_id) or row["SendDate"]
+                moved_at = self.now if counter and self.now - _epoch(latest) < self.lookback else 0
+            else:
+                moved_at = self.now if previous[0] != counter else previous[1]
+            seen[stream.name] = [counter, moved_at, self.now]
+
+    def finish(self, stream: Stream, refused_messages: set[int], refused_lists: set[int]) -> None:
+        """Close one stream's part of the plan once its rows are all handed over.
+
+        Vanished messages and lists lose this stream's entries (their rows were deleted in the
+        same load); lists that were rechecked in full, and not refused, are stamped.
+
+        Args:
+            stream: the activity stream that is done.
+            refused_messages: messages the service refused this run (no recheck counted).
+            refused_lists: lists the service refused this run.
+        """
+        current = set(self.list_of.values())
+        lists = self.plan["lists"]
+        for list_key in list(lists):
+            entry = lists[list_key]
+            messages = entry.get("messages", {})
+            for key in [k for k in messages if int(k) not in self.rows]:
+                messages[key].pop(stream.name, None)
+                if not messages[key]:
+                    del messages[key]
+            if int(list_key) not in current:
+                entry.get("checked", {}).pop(stream.name, None)
+                if not messages and not entry.get("checked"):
+                    del lists[list_key]
+        due = current if self.modes[stream.name].full else self.rechecked_lists(stream)
+        blocked = refused_lists | {self.list_of[m] for m in refused_messages if m in self.list_of}
+        for list_id in due - blocked:
+            self._list(list_id, create=True).setdefault("checked", {})[stream.name] = self.now
+        self.plan["streams"][stream.name] = {"start": self.start}
+
+    def _list(self, list_id: int, create: bool = False) -> dict[str, Any]:
+        lists = self.plan["lists"]
+        if create:
+            return lists.setdefault(str(list_id), {})
+        return lists.get(str(list_id), {})
+
+
+__all__ = [
+    "DELETED_COLUMN",
+    "EDGE",
+    "PLAN_COLUMNS",
+    "PLAN_VERSION",
+    "Planner",
+    "RunMode",
+    "ServiceClock",
+    "StreamMode",
+    "date_windows",
+    "run_mode",
+    "stream_modes",
+    "utc",
+]
