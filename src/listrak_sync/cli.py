@@ -24,7 +24,16 @@ from listrak_sync.docs import column_name
 from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.progress import RunProgress, display
-from listrak_sync.run_settings import KEYS, RunTarget, active_keys, gather
+from listrak_sync.run_settings import (
+    ALL_ACCOUNTS,
+    KEYS,
+    RunTarget,
+    account_names,
+    active_keys,
+    gather,
+    select_accounts,
+    where_to_set,
+)
 from listrak_sync.runner import replicate
 from listrak_sync.soap.client import ListrakClient, unreachable_is_config
 from listrak_sync.streams import STREAMS
@@ -50,11 +59,16 @@ def _setup_logging(debug: bool, verbose: bool) -> None:
     log_to_stderr(level, REDACT, "%(asctime)s %(levelname)s %(name)s: %(message)s", debug=debug)
 
 
-def _fail(message: str, code: int) -> None:
+def _one_line(message: str) -> str:
+    """The first line of ``message``, every registered secret masked."""
     text = message.strip().splitlines()[0] if message.strip() else "failed"
     for secret in REDACT.secrets:
         text = text.replace(secret, "********")
-    click.echo(f"Error: {text}", err=True)
+    return text
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {_one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -88,37 +102,97 @@ def _report(exc: BaseException, debug: bool) -> None:
 # ---------------------------------------------------------------- settings
 
 
-def _credentials(values: dict[str, Any]) -> None:
+def _credentials(values: dict[str, Any], account: str | None = None) -> None:
     """Prompt for a missing username or password on a terminal; register the password for redaction."""
     interactive = sys.stdin.isatty()
+    owner = f" for account {account}" if account else ""
     if not values.get("username"):
         if not interactive:
-            raise ConfigError(
-                "No Listrak username. Set LISTRAK_USERNAME, pass --username, or add "
-                "username under [sources.listrak] in .dlt/secrets.toml."
-            )
-        values["username"] = click.prompt("Listrak username")
+            raise ConfigError(_missing("username", account))
+        values["username"] = click.prompt(f"Listrak username{owner}")
     if not values.get("password"):
         if not interactive:
-            raise ConfigError(
-                "No Listrak password. Set LISTRAK_PASSWORD or add password under "
-                "[sources.listrak] in .dlt/secrets.toml (there is no password flag, by design)."
-            )
-        values["password"] = click.prompt("Listrak password", hide_input=True)
+            raise ConfigError(_missing("password", account))
+        values["password"] = click.prompt(f"Listrak password{owner}", hide_input=True)
     REDACT.secrets.add(str(values["password"]))
 
 
-def _settings(flags: dict[str, Any], *, require_start: bool = True) -> tuple[Settings, RunTarget]:
+def _missing(name: str, account: str | None) -> str:
+    if account is not None:
+        return f"No Listrak {name} for account {account!r}. Set {where_to_set(name, account)}."
+    if name == "username":
+        text = ("No Listrak username. Set LISTRAK_USERNAME, pass --username, or add "
+                "username under [sources.listrak] in .dlt/secrets.toml.")
+    else:
+        text = ("No Listrak password. Set LISTRAK_PASSWORD or add password under "
+                "[sources.listrak] in .dlt/secrets.toml (there is no password flag, by design).")
+    names = account_names()
+    return f"{text[:-1]}, or pass --account with one of: {', '.join(names)}." if names else text
+
+
+def _settings(flags: dict[str, Any], *, require_start: bool = True,
+              account: str | None = None) -> tuple[Settings, RunTarget]:
     """Settings and target from the flags, LISTRAK_* and dlt's configuration (see run_settings)."""
-    values, target = gather(flags)
-    _credentials(values)
+    values, target = gather(flags, account)
+    _credentials(values, account)
     if "start_date" not in values:
         if require_start:
             raise ConfigError(
-                "No start date. Pass --start-date MM/DD/YYYY (or YYYY-MM-DD), or set LISTRAK_START_DATE."
+                "No start date. Pass --start-date MM/DD/YYYY (or YYYY-MM-DD), or set "
+                + (where_to_set("start_date", account) if account else "LISTRAK_START_DATE") + "."
             )
         values["start_date"] = "01/01/2000"
     return Settings.from_mapping(values), target
+
+
+def _accounts(choice: str | None, flags: dict[str, Any]) -> list[str | None]:
+    """The accounts a command runs for: ``[None]`` (the shared settings) without ``--account``."""
+    if choice is None:
+        return [None]
+    names = select_accounts(choice)
+    shared = [f"--{name}" for name in ("username", "dataset") if flags.get(name) is not None]
+    if choice == ALL_ACCOUNTS and shared:
+        raise ConfigError(f"{' and '.join(shared)} would apply to every account; with --account all, "
+                          "set them per account under [sources.listrak.accounts.<name>].")
+    return list(names)
+
+
+def _each_account(names: list[str | None], debug: bool,
+                  action: Callable[[str | None], None]) -> dict[str, tuple[int, str]]:
+    """Run ``action`` for each account, isolated: one's failure is a line on stderr and the rest go on.
+
+    Returns:
+        The failed accounts: exit code and one-line message. With a single account its
+        error is raised as usual instead.
+    """
+    if len(names) == 1:
+        action(names[0])
+        return {}
+    failures: dict[str, tuple[int, str]] = {}
+    for name in names:
+        try:
+            action(name)
+        except ListrakSyncError as exc:
+            _report(exc, debug)
+            failures[str(name)] = exit_code(exc), _one_line(str(exc))
+        except Exception as exc:
+            _report(exc, debug)
+            failures[str(name)] = EXIT_ERROR, _one_line(f"Unexpected {type(exc).__name__}: {exc}. "
+                                                        "Run again with --debug for details.")
+        else:
+            continue
+        click.echo(f"Error: account {name}: {failures[str(name)][1]}", err=True)
+    return failures
+
+
+def _exit_worst(failures: dict[str, tuple[int, str]]) -> None:
+    """Exit with the worst (highest) exit code of the failed accounts, if any failed."""
+    if failures:
+        sys.exit(max(code for code, _ in failures.values()))
+
+
+_ACCOUNT_HELP = ("A named account ([sources.listrak.accounts.<name>] in .dlt/*.toml), or all of them, "
+                 "each in turn: --account all.")
 
 
 def _key_options(names: tuple[str, ...]) -> Callable[[F], F]:
@@ -171,23 +245,28 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 
 @cli.command()
 @_key_options(("username", "endpoint"))
+@click.option("--account", help=_ACCOUNT_HELP)
 @_log_options
 @click.pass_context
-def check(ctx: click.Context, debug: bool | None, verbose: bool | None, **flags: Any) -> None:
+def check(ctx: click.Context, account: str | None, debug: bool | None, verbose: bool | None, **flags: Any) -> None:
     """Test the connection with one cheap call and list the lists the user can see.
 
     \b
     Example:
       LISTRAK_USERNAME=u LISTRAK_PASSWORD=p listrak-sync check
+      listrak-sync check --account all
     """
     from listrak_sync.extract import Extractor
 
-    with _errors(_logging_from(ctx, debug, verbose)):
-        settings, _ = _settings(flags, require_start=False)
+    debug = _logging_from(ctx, debug, verbose)
+
+    def check_one(name: str | None) -> None:
+        settings, _ = _settings(flags, require_start=False, account=name)
         with ListrakClient(settings) as client, unreachable_is_config(client):
             lists = Extractor(client, settings).lists()
         rows = lists.select(["ListID", "ListName"]).to_pylist()
-        click.echo(f"OK: connected to {settings.endpoint} as {settings.username!r}; {len(rows)} lists visible.")
+        owner = f"account {name}: " if name else ""
+        click.echo(f"OK: {owner}connected to {settings.endpoint} as {settings.username!r}; {len(rows)} lists visible.")
         for row in rows:
             click.echo(f"  {row['ListID']:>10}  {row['ListName'] or ''}")
         if not rows:
@@ -195,6 +274,9 @@ def check(ctx: click.Context, debug: bool | None, verbose: bool | None, **flags:
                 "No lists are assigned to this user: select lists for it under "
                 "Manage > Accounts > User Manager."
             )
+
+    with _errors(debug):
+        _exit_worst(_each_account(_accounts(account, flags), debug, check_one))
 
 
 @cli.command()
@@ -249,29 +331,51 @@ _RUN_KEYS = tuple(k.name for k in KEYS if k.name not in ("username", "password")
 
 @cli.command()
 @_key_options(("username", *_RUN_KEYS))
+@click.option("--account", help=_ACCOUNT_HELP)
 @click.option("--full-refresh", is_flag=True, help="Re-pull everything instead of only what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_log_options
 @click.pass_context
-def run(ctx: click.Context, full_refresh: bool, as_json: bool, debug: bool | None, verbose: bool | None,
-        **flags: Any) -> None:
+def run(ctx: click.Context, account: str | None, full_refresh: bool, as_json: bool, debug: bool | None,
+        verbose: bool | None, **flags: Any) -> None:
     """Replicate the account into the destination.
 
     Every setting also comes from LISTRAK_<KEY>, SOURCES__LISTRAK__<KEY> or [sources.listrak]
-    in .dlt/config.toml / secrets.toml; credentials may be prompted for on a terminal.
+    in .dlt/config.toml / secrets.toml; credentials may be prompted for on a terminal. With
+    --account, a named account's own settings come first; --account all runs each account in
+    turn (each into its own dataset), prints one summary per account, and exits with the
+    worst exit code.
 
     \b
     Example:
       listrak-sync run --start-date 01/01/2024
       listrak-sync run --start-date 2024-01-01 --destination postgres --tables lists,messages
+      listrak-sync run --account all
     """
-    with _errors(_logging_from(ctx, debug, verbose)):
-        settings, target = _settings(flags)
+    debug = _logging_from(ctx, debug, verbose)
+    summaries: dict[str, Any] = {}
+
+    def run_one(name: str | None) -> None:
+        settings, target = _settings(flags, account=name)
         with ListrakClient(settings) as client, unreachable_is_config(client), _progress(client) as progress:
             summary = replicate(settings, destination=target.destination, duckdb_path=target.duckdb,
                                 dataset=target.dataset, client=client, full_refresh=full_refresh,
                                 progress=progress, lock_wait_seconds=target.lock_wait_seconds)
-        click.echo(json.dumps(summary.as_dict(), indent=2) if as_json else summary.render())
+        if account == ALL_ACCOUNTS and not as_json:
+            click.echo(f"{chr(10) if summaries else ''}Account {name}:")
+        summaries[str(name)] = summary.as_dict()
+        if not as_json:
+            click.echo(summary.render())
+
+    with _errors(debug):
+        failures = _each_account(_accounts(account, flags), debug, run_one)
+        if as_json and account == ALL_ACCOUNTS:
+            for name, (code, text) in failures.items():
+                summaries[name] = {"error": text, "exit_code": code}
+            click.echo(json.dumps(summaries, indent=2))
+        elif as_json:
+            click.echo(json.dumps(next(iter(summaries.values())), indent=2))
+        _exit_worst(failures)
 
 
 @contextmanager

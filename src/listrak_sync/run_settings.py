@@ -11,12 +11,20 @@ Every key can be given, highest priority first, as:
 A key under ``[sources.listrak]`` (or ``SOURCES__LISTRAK__*``) that is not in the table is an
 error naming the valid keys, so a typo never silently sends a run to production. The table
 also writes the README's configuration reference (a test keeps them in step).
+
+Named accounts: ``[sources.listrak.accounts.<name>]`` tables (or
+``SOURCES__LISTRAK__ACCOUNTS__<NAME>__<KEY>`` variables) each hold any key of the table. For a
+run of account ``<name>`` a key comes from, highest priority first: the flag; the account's own
+value; then the keys shared by every run (``LISTRAK_<KEY>``, ``SOURCES__LISTRAK__<KEY>``,
+``[sources.listrak]``). The dataset is never shared: it is the account's own, else the
+account's name, so two accounts cannot load into one dataset by accident (that is an error too).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +34,9 @@ from listrak_sync.destinations import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, DEFA
 from listrak_sync.errors import ConfigError
 
 SECTION = ("sources", "listrak")
+ACCOUNTS = "accounts"
+ALL_ACCOUNTS = "all"
+_ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ KEYS: tuple[Key, ...] = (
     Key("send_settle_hours", None, "Hours after which a send's recipients are final."),
     Key("full_recheck_days", None, "Days between periodic full refreshes (0: every run)."),
 )
+_KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 
 def active_keys() -> tuple[Key, ...]:
@@ -109,27 +121,30 @@ class RunTarget:
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
 
 
-def gather(cli_values: Mapping[str, Any]) -> tuple[dict[str, Any], RunTarget]:
+def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[dict[str, Any], RunTarget]:
     """Collect every key from the flags, ``LISTRAK_*``, and dlt's configuration.
 
     Args:
         cli_values: flag values by key name; ``None`` means the flag was not given.
+        account: a named account (see :func:`account_names`): its own keys come before the
+            shared ones, and its dataset defaults to its name.
 
     Returns:
         Values for :meth:`Settings.from_mapping` (without defaults), and the run target.
 
     Raises:
-        ConfigError: an unknown key under ``[sources.listrak]`` or ``SOURCES__LISTRAK__``.
+        ConfigError: an unknown key under ``[sources.listrak]`` or ``SOURCES__LISTRAK__``, an
+            unknown account, or an account that would load into another account's dataset.
     """
     keys = active_keys()
     _reject_unknown({k.name for k in keys})
+    if account == ALL_ACCOUNTS:
+        raise ConfigError("Settings are gathered for one account at a time, not all.")
+    if account is not None:
+        select_accounts(account)
     found: dict[str, Any] = {}
     for key in keys:
-        value = cli_values.get(key.name)
-        if value is None:
-            value = os.environ.get(key.env) or None
-        if value is None:
-            value = _from_dlt(key.name)
+        value = _lookup(key, cli_values, account)
         if isinstance(value, str) and not value.strip() and key.name in ("tables", "lists"):
             raise ConfigError(f"{key.name} is empty. Name at least one, or leave the setting out for all.")
         if value is not None:
@@ -137,11 +152,90 @@ def gather(cli_values: Mapping[str, Any]) -> tuple[dict[str, Any], RunTarget]:
     target = RunTarget(
         destination=str(found.pop("destination", "duckdb")),
         duckdb=str(found.pop("duckdb", DEFAULT_DUCKDB_PATH)),
-        dataset=str(found.pop("dataset", DEFAULT_DATASET)),
+        dataset=str(found.pop("dataset", account or DEFAULT_DATASET)),
         lock_wait_seconds=_seconds("lock_wait_seconds", found.pop("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)),
     )
+    if account is not None:
+        _check_own_dataset(account, target)
     fields = {k.name: k.field or k.name for k in keys}
     return {fields[name]: value for name, value in found.items()}, target
+
+
+def _lookup(key: Key, cli_values: Mapping[str, Any], account: str | None) -> Any:
+    value = cli_values.get(key.name)
+    if value is None and account is not None:
+        value = _from_dlt(key.name, (*SECTION, ACCOUNTS, account))
+    if value is None and not (account is not None and key.name == "dataset"):
+        value = os.environ.get(key.env) or None
+        if value is None:
+            value = _from_dlt(key.name)
+    return value
+
+
+def account_names() -> list[str]:
+    """The named accounts, sorted by name.
+
+    They are the ``[sources.listrak.accounts.<name>]`` tables of ``.dlt/*.toml`` and the
+    ``SOURCES__LISTRAK__ACCOUNTS__<NAME>__<KEY>`` environment variables.
+
+    Raises:
+        ConfigError: a name that is not lowercase letters, digits and single underscores (it
+            is the default dataset and part of variable names), the reserved name ``all``, or
+            an unknown key anywhere under ``[sources.listrak]``.
+    """
+    _reject_unknown({k.name for k in active_keys()})
+    return sorted({account for _, _, account in _configured_names() if account is not None})
+
+
+def select_accounts(choice: str) -> list[str]:
+    """The accounts ``--account choice`` names: one, or every one for ``all``.
+
+    Raises:
+        ConfigError: no accounts are configured, or ``choice`` is none of them (the message
+            lists the names).
+    """
+    names = account_names()
+    if not names:
+        raise ConfigError(
+            "No accounts are configured. Add a [sources.listrak.accounts.<name>] table to .dlt/secrets.toml "
+            "(or SOURCES__LISTRAK__ACCOUNTS__<NAME>__<KEY> variables), or run without --account."
+        )
+    if choice == ALL_ACCOUNTS:
+        return names
+    if choice not in names:
+        raise ConfigError(f"Unknown account {choice!r}. Configured accounts: {', '.join(names)} (or all).")
+    return [choice]
+
+
+def where_to_set(name: str, account: str | None = None) -> str:
+    """Where a user sets key ``name`` (for an account, its own table first), for error messages."""
+    if account is None:
+        return f"LISTRAK_{name.upper()}, or {name} under [sources.listrak] in .dlt/secrets.toml"
+    return (f"{name} under [{'.'.join(SECTION)}.{ACCOUNTS}.{account}] in .dlt/secrets.toml, or "
+            f"SOURCES__LISTRAK__ACCOUNTS__{account.upper()}__{name.upper()}")
+
+
+def _check_own_dataset(account: str, target: RunTarget) -> None:
+    mine = _place(target.destination, target.duckdb, target.dataset)
+    for other in account_names():
+        if other != account and _configured_place(other) == mine:
+            raise ConfigError(
+                f"Accounts {account!r} and {other!r} would both load into dataset {target.dataset!r} "
+                f"({target.destination}{' ' + mine[1] if mine[1] else ''}). Give each account its own "
+                "dataset, or leave dataset out: it defaults to the account's name."
+            )
+
+
+def _configured_place(account: str) -> tuple[str, str, str]:
+    def value(name: str, default: str) -> str:
+        found = _lookup(_KEYS_BY_NAME[name], {}, account)
+        return default if found is None else str(found)
+
+    return _place(value("destination", "duckdb"), value("duckdb", DEFAULT_DUCKDB_PATH), value("dataset", account))
+
+
+def _place(destination: str, duckdb: str, dataset: str) -> tuple[str, str, str]:
+    return destination, os.path.abspath(duckdb) if destination == "duckdb" else "", dataset
 
 
 def _seconds(name: str, value: Any) -> float:
@@ -154,10 +248,10 @@ def _seconds(name: str, value: Any) -> float:
     return seconds
 
 
-def _from_dlt(name: str) -> Any:
+def _from_dlt(name: str, section: tuple[str, ...] = SECTION) -> Any:
     import dlt
 
-    path = ".".join((*SECTION, name))
+    path = ".".join((*section, name))
     try:
         value: Any = dlt.secrets.get(path)
         if value is None:
@@ -168,25 +262,53 @@ def _from_dlt(name: str) -> Any:
 
 
 def _reject_unknown(valid: set[str]) -> None:
-    for where, name in _configured_names():
+    for where, name, account in _configured_names():
         if name not in valid:
+            owner = f" for account {account!r}" if account is not None else ""
             raise ConfigError(
-                f"Unknown setting {name!r} in {where}. Valid settings: {', '.join(sorted(valid))}."
+                f"Unknown setting {name!r}{owner} in {where}. Valid settings: {', '.join(sorted(valid))}."
             )
 
 
-def _configured_names() -> Iterator[tuple[str, str]]:
+def _configured_names() -> Iterator[tuple[str, str, str | None]]:
+    """Every key set in dlt's configuration: where, its name, and its account (None: shared)."""
     prefix = "__".join(part.upper() for part in SECTION) + "__"
+    account_prefix = f"{prefix}{ACCOUNTS.upper()}__"
     for variable in os.environ:
-        if variable.startswith(prefix):
-            yield variable, variable[len(prefix):].lower()
+        if variable.startswith(account_prefix):
+            parts = variable[len(account_prefix):].lower().split("__")
+            if len(parts) != 2:
+                raise ConfigError(f"{variable} names no account setting: use {account_prefix}<NAME>__<KEY>.")
+            yield variable, parts[1], _account_name(parts[0], variable)
+        elif variable.startswith(prefix):
+            yield variable, variable[len(prefix):].lower(), None
     for name, text in _toml_documents():
         section: Any = _parse_toml(text)
         for part in SECTION:
             section = section.get(part, {}) if isinstance(section, Mapping) else {}
-        if isinstance(section, Mapping):
-            for key in section:
-                yield f"{name} [{'.'.join(SECTION)}]", str(key)
+        if not isinstance(section, Mapping):
+            continue
+        table = f"{name} [{'.'.join(SECTION)}]"
+        for key, value in section.items():
+            if key != ACCOUNTS:
+                yield table, str(key), None
+                continue
+            for account, keys in (value.items() if isinstance(value, Mapping) else [(None, None)]):
+                if not isinstance(keys, Mapping):
+                    raise ConfigError(f"{ACCOUNTS} in {table} holds tables, one per account: "
+                                      f"[{'.'.join(SECTION)}.{ACCOUNTS}.<name>].")
+                where = f"{name} [{'.'.join(SECTION)}.{ACCOUNTS}.{account}]"
+                for key_name in keys:
+                    yield where, str(key_name), _account_name(str(account), where)
+
+
+def _account_name(name: str, where: str) -> str:
+    if name == ALL_ACCOUNTS or not _ACCOUNT_NAME.fullmatch(name):
+        raise ConfigError(
+            f"Account name {name!r} in {where} is not usable: use lowercase letters, digits and single "
+            f"underscores, starting with a letter (it is the default dataset), and not {ALL_ACCOUNTS!r}."
+        )
+    return name
 
 
 def _toml_documents() -> Iterator[tuple[str, str]]:
@@ -211,7 +333,25 @@ def settings_markdown() -> str:
     for key in active_keys():
         flag = f"`{key.flag}`" if key.flag else ""
         rows.append(f"| `{key.name}` | {flag} | `{key.env}` | {key.default_text} | {key.help} |")
+    rows.append(
+        f"| `{ACCOUNTS}.<name>.<key>` | `--account <name>` or `--account {ALL_ACCOUNTS}` | "
+        f"`SOURCES__LISTRAK__ACCOUNTS__<NAME>__<KEY>` | none | A named account: any key above, under "
+        f"`[sources.listrak.accounts.<name>]`, over the shared ones; its `dataset` defaults to `<name>` "
+        "(see [Sharding and many accounts](#sharding-and-many-accounts)). |"
+    )
     return "\n".join(rows)
 
 
-__all__ = ["DEFAULT_DATASET", "KEYS", "Key", "RunTarget", "active_keys", "gather", "settings_markdown"]
+__all__ = [
+    "ALL_ACCOUNTS",
+    "DEFAULT_DATASET",
+    "KEYS",
+    "Key",
+    "RunTarget",
+    "account_names",
+    "active_keys",
+    "gather",
+    "select_accounts",
+    "settings_markdown",
+    "where_to_set",
+]
