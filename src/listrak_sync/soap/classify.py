@@ -40,7 +40,8 @@ Scope = tuple[str, int]
 _IIS_404 = re.compile(r"(?<![\d.])404(?![\d.])")
 # What an in-band WSException says when the object is refused or unknown (wording undocumented).
 _REFUSAL_WORDS = re.compile(
-    r"access|denied|not available|not authori[sz]ed|permission|not found|does not exist|unknown|invalid (list|msg|message)",
+    r"access|denied|not available|not authori[sz]ed|permission|not found|does not exist|unknown"
+    r"|invalid (list|msg|message)",
     re.IGNORECASE,
 )
 _ENVELOPES = (f"{{{SOAP11_ENV}}}Envelope", f"{{{SOAP12_ENV}}}Envelope")
