@@ -283,3 +283,18 @@ def test_nothing_phones_home_unless_the_user_turns_telemetry_on(
         assert proxy.count > 0, "the control case must reach the proxy, or this test proves nothing"
     else:
         assert proxy.count == 0
+
+
+def test_a_run_survives_30_percent_faults_and_an_outage_in_the_middle(tmp_path: Path) -> None:
+    kinds = ["server_fault", "unavailable", "drop", "truncated"]
+    with Simulator(scale="tiny", page_size=7, fail_rate=0.3, fault_kinds=kinds, latency_ms=20) as sim:
+        # small backoff so the test is quick; the outage is bridged by the retry budget
+        env = env_for(sim, LISTRAK_BACKOFF_BASE="0.05", LISTRAK_BACKOFF_MAX="1")
+        proc = start(["--retry-budget-seconds", "60"], env, tmp_path)
+        time.sleep(2.0)
+        sim.configure_faults(outage_seconds=6)
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+        faults = sim.stats()["faults"]
+        assert faults.get("unavailable", 0) > 10 and sum(faults.values()) > 30, faults
+        assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
