@@ -189,11 +189,13 @@ def test_short_date_windows_lose_and_double_nothing(full_run: tuple[Simulator, d
     assert_equals_truth(stream, table, sim.account.ground_truth("messages", START))
 
 
-def test_date_windows() -> None:
+def test_date_windows_overlap_by_a_second() -> None:
+    # With exclusive bounds, windows that only shared an instant would lose a message on it.
     start, end = datetime(2024, 1, 1), datetime(2024, 1, 10, 12)
     windows = date_windows(start, end, 4)
-    assert windows == [(datetime(2024, 1, 1), datetime(2024, 1, 5)), (datetime(2024, 1, 5), datetime(2024, 1, 9)),
-                       (datetime(2024, 1, 9), end)]
+    second = timedelta(seconds=1)
+    assert windows == [(start, datetime(2024, 1, 5)), (datetime(2024, 1, 5) - second, datetime(2024, 1, 9) - second),
+                       (datetime(2024, 1, 9) - 2 * second, end)]
     assert date_windows(start, start, 365) == [(start, start)]
     assert date_windows(end, start, 365) == []
 
