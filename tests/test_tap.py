@@ -386,20 +386,22 @@ def test_checkpoints_of_different_streams_are_each_continued_from(tmp_path: Path
     assert set(final) == set(until) and all(set(entry) == {STREAMS_BY_NAME[t].cursor} for t, entry in final.items())
 
 
-def test_a_rerun_skips_the_reports_of_messages_whose_counters_stood_still(tmp_path: Path) -> None:
+def test_a_rerun_asks_every_message_and_state_stays_small(tmp_path: Path) -> None:
+    """No per-message memory: STATE is bookmarks and one checkpoint per stream (issue #9 items 1, 5).
+
+    A counter that stood still is no proof that nothing new is visible, so a rerun asks every
+    message from its bookmark and emits only what is newer; STATE does not grow with the account.
+    """
     with Simulator(scale="tiny", page_size=7) as sim:
-        first = sync(tmp_path, sim)
-        state = states_of(first)[-1]
-        assert state["listrak_sync_plan"]["messages"], "the shared incremental plan is kept in the state"
+        legacy = {"bookmarks": {}, "listrak_sync_plan": {"messages": {str(i): {"message_opens": 1} for i in range(500)}}}
+        first = sync(tmp_path, sim, "--state", write_json(tmp_path / "legacy.json", legacy))
+        states = states_of(first)
+        assert "listrak_sync_plan" not in states[-1], "the old per-message plan is dropped"
+        assert max(len(json.dumps(state)) for state in states) < 4096
+        messages = len(sim.account.ground_truth("messages", EPOCH))
         sim.reset_stats()
-        again = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", state))
+        again = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", states[-1]))
         served = sim.stats()["requests"]
-        truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
-    for operation in ("ReportRangeMessageContactOpen", "ReportRangeMessageContactClick",
-                      "ReportRangeMessageContactRead", "ReportRangeMessageContactRemoval",
-                      "ReportRangeMessageContactBounces"):
-        assert served.get(operation, 0) == 0, (operation, served)
-    records = records_of(again)
-    assert_records_match("messages", records["messages"], truth["messages"])
-    for table in RANGE_STREAMS:
-        assert not records.get(table), f"{table}: nothing changed, nothing should be emitted"
+    for operation in ("ReportRangeMessageContactOpen", "ReportRangeMessageContactClick"):
+        assert served.get(operation, 0) >= messages, (operation, served)
+    assert max(len(json.dumps(state)) for state in states_of(again)) < 4096

@@ -82,7 +82,7 @@ def parse_time(value: Any, *, where: str) -> datetime:
     )
 
 
-PLAN_KEY = "listrak_sync_plan"
+LEGACY_PLAN_KEY = "listrak_sync_plan"
 
 
 class TapState:
@@ -105,19 +105,13 @@ class TapState:
         if not isinstance(bookmarks, Mapping):
             raise ConfigError('The state file\'s "bookmarks" must be a JSON object.')
         self._value: dict[str, Any] = copy.deepcopy(dict(state))
+        # Earlier versions kept a per-message plan here; it made STATE grow with the account.
+        self._value.pop(LEGACY_PLAN_KEY, None)
         self._value["bookmarks"] = copy.deepcopy(dict(bookmarks))
         self.run_time = run_time.astimezone(timezone.utc)
         for name in BOOKMARK_FIELDS:  # validate now, not half-way through the run
             self.bookmark(name)
             self._resume(name)
-
-    def plan(self) -> dict[str, Any]:
-        """The incremental plan (each message's counters when last fetched), kept beside the
-        bookmarks under ``listrak_sync_plan``: tap-listrak ignores it, so the state stays a superset."""
-        plan = self._value.get(PLAN_KEY)
-        if not isinstance(plan, dict):
-            plan = self._value[PLAN_KEY] = {"messages": {}}
-        return plan
 
     @property
     def value(self) -> dict[str, Any]:

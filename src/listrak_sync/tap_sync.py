@@ -18,12 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 import pyarrow as pa
 
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, column_ints
-from listrak_sync.incremental import PLAN_COLUMNS, Planner
 from listrak_sync.streams import STREAMS, Stream, get_stream
 from listrak_sync.tap_catalog import Selection, key_properties, selected_schema
 from listrak_sync.tap_output import SingerWriter, iter_records
@@ -96,7 +94,6 @@ class TapSync:
         self.state = state
         self.writer = writer
         self.typed_event_dates = typed_event_dates
-        self._message_rows: list[dict[str, Any]] = []
 
     def run(self) -> None:
         """Emit SCHEMA for every selected stream, then the records and STATE checkpoints.
@@ -140,7 +137,6 @@ class TapSync:
         for list_id in list_ids:
             table = self.extractor.messages(list_id)
             self._emit(MESSAGES, table)
-            self._message_rows += table.select(list(PLAN_COLUMNS)).to_pylist()
             keys += zip(table.column("SendDate").to_pylist(), column_ints(table, "MsgID"), strict=True)
         log.info("%d messages in %d lists.", len(keys), len(list_ids))
         return sorted(keys)
@@ -148,16 +144,7 @@ class TapSync:
     def _activity(self, streams: Sequence[Stream], messages: Sequence[MessageKey]) -> None:
         if not streams:
             return
-        settings = self.extractor.settings
-        planner = Planner(
-            self.state.plan(),
-            self._message_rows,
-            now=self.state.run_time.replace(tzinfo=None),
-            trust_counters=settings.trust_counters,
-            send_settle_hours=settings.send_settle_hours,
-        )
-        planner.forget_missing()
-        batches = self._plan(streams, messages, planner)
+        batches = self._plan(streams, messages)
         # Sorted: a checkpoint claims every message up to its key, whatever order batches ran in.
         progress = {
             s.name: _Progress(sorted(k for b in batches if s in b.streams for k in b.messages)) for s in streams
@@ -169,10 +156,8 @@ class TapSync:
                 for stream, table in self.extractor.message_activity(batch.streams, msg_ids, batch.start):
                     self._emit(stream, table)
                 # The call is over: every pair came back, or was refused and recorded as skipped.
-                refused = self.extractor.refused_messages()
                 for stream in batch.streams:
                     progress[stream.name].done.update(msg_ids)
-                    planner.record(stream, [m for m in msg_ids if m not in refused])
                 self._checkpoint_activity(progress)
         for stream in streams:
             if stream is not SENDS:
@@ -192,19 +177,19 @@ class TapSync:
         if moved:
             self.writer.state(self.state.value)
 
-    def _plan(self, streams: Sequence[Stream], messages: Sequence[MessageKey], planner: Planner) -> list[_Batch]:
+    def _plan(self, streams: Sequence[Stream], messages: Sequence[MessageKey]) -> list[_Batch]:
         """Group (stream, message) pairs into as few extractor calls as their start dates allow.
 
-        A message whose counter for a stream stood still since it was last fetched has no new
-        rows there, so it is left out (the shared incremental plan, :mod:`listrak_sync.incremental`).
+        Every message is asked on every run, from its range start: a counter that stood still
+        is no proof that nothing new is visible (issue #9: events dated between a request's end
+        and the counter read, repeat opens under unique counters), and a per-message memory
+        would make STATE grow with the account.
         """
         by_part: dict[tuple[datetime | None, tuple[MessageKey, ...]], list[Stream]] = {}
         for stream in streams:
             if stream is SENDS:
                 continue
-            wanted = set(planner.to_fetch(stream))
-            changed = [k for k in messages if k[1] in wanted]
-            for start, part in _runs(changed, partial(self.state.range_start, stream.name)):
+            for start, part in _runs(messages, partial(self.state.range_start, stream.name)):
                 by_part.setdefault((start, part), []).append(stream)
         batches = [_Batch(tuple(s), part, start) for (start, part), s in by_part.items()]
         if SENDS in streams:
