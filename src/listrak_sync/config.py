@@ -209,7 +209,7 @@ class Settings:
     # as "America/New_York" reads them as that zone's wall time and converts them to UTC.
     source_timezone: str = "UTC"
     trust_short_pages: bool = True
-    # Incremental runs (see listrak_sync.incremental for the assumptions each one rests on).
+    # Incremental runs (see listrak_sync.engine for the contract these settings tune).
     trust_counters: bool = True
     send_settle_hours: float = 24.0
     full_recheck_days: float = 7.0
