@@ -100,7 +100,8 @@ KEYS: tuple[Key, ...] = (
     Key("trust_short_pages", None, "A page shorter than a proven page size is the last one."),
     Key("trust_counters", None, "Skip a message's report while its counter stands still."),
     Key("send_settle_hours", None, "Hours after which a send's recipients are final."),
-    Key("full_recheck_days", None, "Days between periodic full refreshes (0: every run)."),
+    Key("full_recheck_days", None, "Days between a list's periodic re-reads of every message (0: every run)."),
+    Key("lookback_hours", None, "Hours during which a message, or a counter that moved, is re-read every run."),
 )
 _KEYS_BY_NAME = {key.name: key for key in KEYS}
 
