@@ -1,18 +1,31 @@
-"""Benchmarks: full replication of a simulated account, measured from outside.
+"""Benchmarks: full replication of a simulated account, measured from outside, against minimums.
 
-The simulator runs in its own process (so its CPU is not charged to the client), with
-simulated network latency; each replication runs as its own ``listrak-sync run`` process so
-its wall time and peak memory (max RSS) are its own. Prints one table of numbers; compare
-rows of one run with each other (the machine is shared and noisy), not across runs.
+The simulator runs in its own process (so its CPU is not charged to the client), with simulated
+network latency; each replication runs as its own ``listrak-sync run`` process, so its wall
+time, CPU time (user + sys, from ``wait4``) and peak memory (max RSS) are its own.
 
-    python benchmarks/run.py                      # medium, 50 ms latency, concurrency 8 vs 1
-    python benchmarks/run.py --scale small --latency-ms 20 --skip-serial
+Each figure is printed next to the minimum it is judged against (issue #11):
+
+- ``R_min``, the fewest requests any client could make, computed here from the simulator's
+  account (:meth:`Account.ground_truth`/:meth:`Account.events`), never from the client's own
+  counters: 1 list call, 1 message call per list, and per paged object (each (activity stream,
+  message) and each list's subscribed contacts) ``max(1, ceil(rows / page size))``.
+- ``T_min = R_min x latency / concurrency``, the wall time of R_min requests kept in flight.
+- requests are the simulator's count (``/_simulator/stats``), checked against the client's.
+- a no-change re-run (same clock, same database) as a share of the first run's requests.
+
+Compare rows of one run with each other (the machine is shared and noisy), not across runs.
+
+    python benchmarks/run.py                 # small x3 (latency 0), medium at 0 and 50 ms
+    python benchmarks/run.py --quick         # the three small scenarios only (about a minute)
+    python benchmarks/run.py --only medium-50ms --large
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -20,16 +33,60 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME
-from listrak_sync.simulator.data import EPOCH
+from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Account
+from listrak_sync.streams import STREAMS, RequestKind
 
 
-def start_simulator(scale: str, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    scale: str
+    page_size: int
+    start_date: str  # MM/DD/YYYY, as the CLI takes it
+    latency_ms: float
+    rerun: bool = False
+    concurrency: int = 8
+
+
+SCENARIOS = (
+    Scenario("small-p2500", "small", 2500, "01/01/2024", 0.0),
+    Scenario("small-p100", "small", 100, "01/01/2024", 0.0),
+    Scenario("small-from-2000", "small", 2500, "01/01/2000", 0.0, rerun=True),
+    Scenario("medium-0ms", "medium", 2500, "01/01/2024", 0.0, rerun=True),
+    Scenario("medium-50ms", "medium", 2500, "01/01/2024", 50.0),
+)
+LARGE = Scenario("large-0ms", "large", 2500, "01/01/2024", 0.0)
+QUICK = ("small-p2500", "small-p100", "small-from-2000")
+
+
+def minimum_requests(scale: str, page_size: int, start_date: str) -> int:
+    """R_min of a full run from ``start_date`` on the friendly simulator at ``scale``."""
+    account = Account(seed=1, scale=scale)
+    start = datetime.strptime(start_date, "%m/%d/%Y")
+    lists = account.ground_truth("lists", start)
+    messages = account.ground_truth("messages", start)
+    requests = 1 + len(lists)
+    for stream in STREAMS:
+        if stream.request in (RequestKind.MESSAGE_RANGE_PAGED, RequestKind.MESSAGE_PAGED):
+            for message in messages:
+                rows = len(account.events(stream.name, message["MsgID"]))
+                requests += max(1, math.ceil(rows / page_size))
+    per_list: dict[int, int] = {int(row["ListID"]): 0 for row in lists}
+    for row in account.ground_truth("subscribed_contacts", start):
+        per_list[int(row["ListID"])] += 1
+    requests += sum(max(1, math.ceil(rows / page_size)) for rows in per_list.values())
+    return requests
+
+
+def start_simulator(scenario: Scenario) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "listrak_sync", "simulator", "--port", "0", "--scale", scale,
-         "--latency-ms", str(latency_ms)],
+        [sys.executable, "-m", "listrak_sync", "simulator", "--port", "0", "--scale", scenario.scale,
+         "--latency-ms", str(scenario.latency_ms), "--page-size", str(scenario.page_size)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     assert proc.stdout is not None
@@ -43,7 +100,7 @@ def start_simulator(scale: str, latency_ms: float) -> tuple[subprocess.Popen[str
     raise RuntimeError("the simulator did not print its endpoint")
 
 
-def control(endpoint: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+def control(endpoint: str, path: str, body: dict[str, object] | None = None) -> dict[str, Any]:
     base = endpoint.split("/v31/")[0]
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(base + path, data=data, method="POST" if data is not None else "GET",
@@ -52,17 +109,18 @@ def control(endpoint: str, path: str, body: dict[str, object] | None = None) -> 
         return json.loads(response.read() or b"{}")
 
 
-def replicate(endpoint: str, db: str, work: str, concurrency: int, label: str) -> dict[str, object]:
+def replicate(endpoint: str, scenario: Scenario, db: str, work: str) -> dict[str, Any]:
     env = {**os.environ, "LISTRAK_USERNAME": DEFAULT_USERNAME, "LISTRAK_PASSWORD": DEFAULT_PASSWORD,
            "DLT_DATA_DIR": work}
+    control(endpoint, "/_simulator/stats/reset", {})
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "listrak_sync", "run", "--endpoint", endpoint, "--start-date",
-             EPOCH.strftime("%m/%d/%Y"), "--duckdb", db, "--concurrency", str(concurrency), "--json"],
+             scenario.start_date, "--duckdb", db, "--concurrency", str(scenario.concurrency), "--json"],
             env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
         )
-        # wait4 gives this child's own peak memory (getrusage would mix all children).
+        # wait4 gives this child's own CPU time and peak memory (getrusage would mix all children).
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - started
@@ -71,67 +129,83 @@ def replicate(endpoint: str, db: str, work: str, concurrency: int, label: str) -
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise RuntimeError(stderr)
-    peak_kib = usage.ru_maxrss
     summary = json.loads(stdout)
+    served = control(endpoint, "/_simulator/stats")
     rows = sum(summary["rows"].values())
+    cpu = usage.ru_utime + usage.ru_stime
     return {
-        "run": label,
-        "concurrency": concurrency,
-        "seconds": round(seconds, 2),
+        "seconds": seconds,
+        "cpu": cpu,
         "rows": rows,
-        "rows_per_s": round(rows / seconds),
-        "requests": summary["total_requests"],
+        "requests": served["requests_total"],
+        "client_requests": summary["total_requests"],
         "retries": summary["retries"],
-        "by_operation": summary["requests"],
-        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "by_operation": served["requests"],
+        "peak_mib": usage.ru_maxrss / 1024,
     }
+
+
+def run_scenario(scenario: Scenario) -> dict[str, Any]:
+    r_min = minimum_requests(scenario.scale, scenario.page_size, scenario.start_date)
+    proc, endpoint = start_simulator(scenario)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            db, state = str(Path(work) / "bench.duckdb"), str(Path(work) / "dlt")
+            first = replicate(endpoint, scenario, db, state)
+            rerun = replicate(endpoint, scenario, db, state) if scenario.rerun else None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {"scenario": scenario, "r_min": r_min, "first": first, "rerun": rerun}
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    print(f"{'scenario':<16} {'rows':>10} {'requests':>9} {'R_min':>7} {'req/Rmin':>8} {'wall s':>7} "
+          f"{'T_min s':>7} {'wall/Tmin':>9} {'CPU s':>6} {'rows/CPUs':>9} {'peak MiB':>8} {'re-run':>12}")
+    for result in results:
+        scenario, first, rerun, r_min = result["scenario"], result["first"], result["rerun"], result["r_min"]
+        t_min = r_min * scenario.latency_ms / 1000 / scenario.concurrency
+        wall_ratio = f"{first['seconds'] / t_min:.2f}" if t_min else "-"
+        t_min_text = f"{t_min:.1f}" if t_min else "-"
+        rerun_text = (f"{rerun['requests']} {100 * rerun['requests'] / first['requests']:.1f}%"
+                      if rerun else "-")
+        print(f"{scenario.name:<16} {first['rows']:>10,} {first['requests']:>9,} {r_min:>7,} "
+              f"{first['requests'] / r_min:>8.3f} {first['seconds']:>7.1f} {t_min_text:>7} {wall_ratio:>9} "
+              f"{first['cpu']:>6.1f} {first['rows'] / first['cpu']:>9,.0f} {first['peak_mib']:>8.0f} "
+              f"{rerun_text:>12}")
+        if first["requests"] != first["client_requests"] or first["retries"]:
+            print(f"  note: the client counted {first['client_requests']} requests, {first['retries']} retried")
+    print("requests per operation, first run (simulator's count):")
+    operations = sorted({op for r in results for op in r["first"]["by_operation"]})
+    print(f"  {'operation':<36}" + "".join(f" {r['scenario'].name:>16}" for r in results))
+    for operation in operations:
+        print(f"  {operation:<36}" + "".join(f" {r['first']['by_operation'].get(operation, 0):>16,}"
+                                             for r in results))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="medium")
-    parser.add_argument("--latency-ms", type=float, default=50.0)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--skip-serial", action="store_true", help="skip the concurrency-1 baseline")
+    parser.add_argument("--quick", action="store_true", help="only the small scenarios: " + ", ".join(QUICK))
+    parser.add_argument("--only", help="comma-separated scenario names: "
+                        + ", ".join(s.name for s in (*SCENARIOS, LARGE)))
+    parser.add_argument("--large", action="store_true", help="add a full run on large (peak memory)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args()
 
-    proc, endpoint = start_simulator(args.scale, args.latency_ms)
+    chosen = [*SCENARIOS, LARGE] if args.large else list(SCENARIOS)
+    if args.quick:
+        chosen = [s for s in chosen if s.name in QUICK or s is LARGE]
+    if args.only:
+        names = set(args.only.split(","))
+        chosen = [s for s in (*SCENARIOS, LARGE) if s.name in names]
     results = []
-    try:
-        with tempfile.TemporaryDirectory() as work:
-            db, state = str(Path(work) / "bench.duckdb"), str(Path(work) / "dlt")
-            plan: list[tuple[str, int, str, str, float]] = [
-                ("first (full)", args.concurrency, db, state, 0.0),
-                ("re-run, nothing new", args.concurrency, db, state, 0.0),
-                ("re-run, +1 day", args.concurrency, db, state, 1.0),
-            ]
-            if not args.skip_serial:
-                plan.append(("serial full (like the hosted tap)", 1, db + ".serial", state + ".serial", 0.0))
-            for label, concurrency, path, dlt_dir, advance in plan:
-                if advance:
-                    control(endpoint, "/_simulator/clock", {"advance_days": advance})
-                control(endpoint, "/_simulator/stats/reset", {})
-                results.append(replicate(endpoint, path, dlt_dir, concurrency, label))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-    print(f"replication, scale={args.scale}, simulated latency {args.latency_ms:g} ms")
-    print(f"{'run':<34} {'conc':>4} {'wall s':>8} {'rows':>10} {'rows/s':>9} {'requests':>9} {'retries':>7} "
-          f"{'peak MiB':>9}")
-    for r in results:
-        print(f"{r['run']:<34} {r['concurrency']:>4} {r['seconds']:>8} {r['rows']:>10,} {r['rows_per_s']:>9,} "
-              f"{r['requests']:>9,} {r['retries']:>7} {r['peak_rss_mib']:>9}")
-    first = results[0]
-    for r in results[1:3]:
-        print(f"{r['run']}: {100 * r['requests'] / first['requests']:.1f}% of the first run's requests, "  # type: ignore[operator]
-              f"{100 * r['seconds'] / first['seconds']:.1f}% of its time")  # type: ignore[operator]
-    print("requests per operation (first run):")
-    for operation, count in sorted(results[0]["by_operation"].items()):  # type: ignore[union-attr]
-        print(f"  {operation:<36} {count:>8,}")
-    if len(results) > 3:
-        print(f"full run, concurrency {args.concurrency} vs serial: "
-              f"{results[3]['seconds'] / results[0]['seconds']:.1f}x faster")  # type: ignore[operator]
+    for scenario in chosen:
+        print(f"running {scenario.name} ...", file=sys.stderr, flush=True)
+        results.append(run_scenario(scenario))
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            [{**r, "scenario": r["scenario"].__dict__} for r in results], indent=1, default=str))
 
 
 if __name__ == "__main__":

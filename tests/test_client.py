@@ -341,7 +341,7 @@ def test_short_pages_trusted_only_after_the_size_is_proven(simulator: Simulator)
     with ListrakClient(settings_for(simulator.url)) as client:
         assert _pages(simulator, client, small_id) == (small, 2)  # nothing proven: ask for the empty page
         assert _pages(simulator, client, big_id)[0] == big  # page 1 followed by page 2: size proven
-        assert client.proven_page_size(SENDS.operation) == simulator.page_size
+        assert client.page_size_bound(SENDS.operation) == simulator.page_size
         assert _pages(simulator, client, small_id) == (small, 1)  # now one call suffices
     with ListrakClient(settings_for(simulator.url, trust_short_pages=False)) as client:
         _pages(simulator, client, big_id)

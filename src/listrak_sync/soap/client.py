@@ -91,7 +91,7 @@ class ListrakClient:
         self._rng = rng or random.Random()
         self._clock = clock
         self._transport = Transport(settings, self.stats, session)
-        self._full_pages: dict[str, int] = {}
+        self._largest_pages: dict[str, int] = {}
         self._lock = threading.Lock()
         self._access_error: AccessError | None = None
 
@@ -155,38 +155,39 @@ class ListrakClient:
         """Pages 1, 2, ... of a paged stream, one table per non-empty page.
 
         Stops at the first empty page, or, with ``trust_short_pages``, at a page shorter than
-        the largest page this client has already seen followed by another page of the same
-        operation (a page size the service has proven; none is ever assumed).
+        the largest page of the same operation this client has seen. That page is a lower
+        bound of the operation's page size, so a shorter page cannot be a full one: it is the
+        last, provided the service pages each operation at one fixed size (REFERENCE.md §12.5;
+        the size may differ between operations, so bounds are kept per operation). No page
+        size is ever assumed: a page as long as the largest seen is followed by another request.
 
         Raises:
             The errors of :meth:`fetch`.
         """
-        proven_key = stream.operation
-        previous = 0
         page = 1
         while True:
             table = self.fetch(stream, scope=scope, **params, Page=page)
-            if table.num_rows == 0:
+            rows = table.num_rows
+            if rows == 0:
                 return
-            if previous:
-                self._prove_page_size(proven_key, previous)
+            largest = self._saw_page(stream.operation, rows)
             yield table
-            proven = self._full_pages.get(proven_key)
-            if self.settings.trust_short_pages and proven and table.num_rows < proven:
+            if self.settings.trust_short_pages and rows < largest:
                 return
-            previous = table.num_rows
             page += 1
 
-    def proven_page_size(self, operation: str) -> int | None:
-        """The largest page of ``operation`` seen to be followed by another page, if any."""
-        return self._full_pages.get(operation)
+    def page_size_bound(self, operation: str) -> int | None:
+        """The largest page of ``operation`` seen so far (a lower bound of its page size), if any."""
+        return self._largest_pages.get(operation)
 
     # -- one request ----------------------------------------------------------------------------
 
-    def _prove_page_size(self, operation: str, size: int) -> None:
+    def _saw_page(self, operation: str, rows: int) -> int:
+        """Record a page of ``rows`` items; return the largest page of ``operation`` seen."""
         with self._lock:
-            if size > self._full_pages.get(operation, 0):
-                self._full_pages[operation] = size
+            largest = max(rows, self._largest_pages.get(operation, 0))
+            self._largest_pages[operation] = largest
+            return largest
 
     def _request(
         self,
