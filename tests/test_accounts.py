@@ -245,3 +245,50 @@ def test_account_selection(accounts_env: pytest.MonkeyPatch) -> None:
     accounts_env.setenv("SOURCES__LISTRAK__ACCOUNTS__SHOP__EU__USERNAME", "x")
     with pytest.raises(ConfigError, match="names no account setting"):
         account_names()
+
+
+# ---- the README's many-accounts example, as written
+
+
+def readme_subsection(title: str) -> str:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index(f"### {title}\n")
+    ends = [i for i in (readme.find("\n## ", start), readme.find("\n### ", start + 1)) if i > 0]
+    return readme[start:min(ends)]
+
+
+def test_the_readmes_many_accounts_example_works_as_written(tmp_path: Path) -> None:
+    import tomlkit
+    from test_readme_as_written import code_blocks, commands, sh, user_env
+
+    from listrak_sync.config import parse_start_date
+
+    text = readme_subsection("Many accounts")
+    files = {}
+    for block in code_blocks(text, "toml"):
+        name = block.splitlines()[0].lstrip("# ").strip()
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(block)
+        files[name] = tomlkit.parse(block).unwrap()["sources"]["listrak"]
+    shared, secrets = files[".dlt/config.toml"], files[".dlt/secrets.toml"]["accounts"]
+    assert list(secrets) == ["brand_a", "brand_b"]
+    # the README's own credentials; each user sees other lists
+    users = {"brand_a": User(secrets["brand_a"]["username"], secrets["brand_a"]["password"], frozenset({310000})),
+             "brand_b": User(secrets["brand_b"]["username"], secrets["brand_b"]["password"],
+                             frozenset({310032, 310050}))}
+    lines = commands(text)
+    assert [line.split()[1:] for line in lines] == [["check", "--account", "all"], ["run", "--account", "brand_a"],
+                                                    ["run", "--account", "all"]]
+    with Simulator(scale="tiny", page_size=7, users=list(users.values())) as simulator:
+        for line in lines:
+            result = sh(line, tmp_path, user_env(simulator))
+            assert result.returncode == 0, (line, result.stderr)
+            assert "Traceback" not in result.stderr and "WARNING" not in result.stderr, result.stderr
+        for name, user in users.items():
+            own = shared["accounts"][name]
+            start = parse_start_date(own.get("start_date", shared["start_date"]))
+            tables = own["tables"].split(",") if "tables" in own else STREAM_NAMES
+            for table in tables:
+                assert_matches_truth(table, read_duckdb(str(tmp_path / "listrak.duckdb"), own.get("dataset", name),
+                                                        table),
+                                     simulator.account.ground_truth(table, start, list_ids=user.list_ids))

@@ -321,3 +321,9 @@ def _expected_notice(record: logging.LogRecord) -> bool:
     # We hand dlt JSON text for json columns on purpose (every destination loads it), and our
     # DuckDB client qualifies names with the catalog, so a dataset may share the file's name.
     return "when merging arrow schema with dlt schema" in text or "identical to the dataset name" in text
+
+
+# For adapters that drive a dlt pipeline of their own (the Dagster assets: dagster-dlt runs it):
+# the same one-line, cause-first errors, and dlt's log records routed through ours.
+user_error = _unwrap
+quiet_dlt = _quiet_dlt
