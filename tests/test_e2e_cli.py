@@ -26,6 +26,7 @@ from destination import (
     read_duckdb,
 )
 
+from listrak_sync.docs import column_name
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS
@@ -251,8 +252,12 @@ def test_discover_needs_no_network_and_names_every_column(tmp_path: Path) -> Non
     tables = {t["table"]: t for t in json.loads(result.stdout)}
     assert list(tables) == list(STREAM_NAMES)
     for stream in STREAMS:
-        assert [c["name"] for c in tables[stream.name]["columns"]] == [c.name for c in stream.table_columns]
-        assert tables[stream.name]["key"] == list(stream.key)
+        # the columns as the destination holds them (the DuckDB type test checks the same names),
+        # each with the Listrak field it comes from
+        columns = tables[stream.name]["columns"]
+        assert [c["name"] for c in columns] == list(expected_types(stream, EXPECTED_DUCKDB_TYPES))
+        assert [c["listrak_field"] for c in columns] == [".".join(c.path) for c in stream.table_columns]
+        assert tables[stream.name]["key"] == [column_name(k) for k in stream.key]
 
 
 def test_check_lists_the_visible_lists(sim: Simulator, tmp_path: Path) -> None:
