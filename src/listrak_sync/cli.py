@@ -362,19 +362,20 @@ def run(ctx: click.Context, account: str | None, full_refresh: bool, as_json: bo
                                 dataset=target.dataset, client=client, full_refresh=full_refresh,
                                 progress=progress, lock_wait_seconds=target.lock_wait_seconds)
         if account == ALL_ACCOUNTS and not as_json:
-            click.echo(f"{chr(10) if summaries else ''}Account {name}:")
+            click.echo(("\n" if summaries else "") + f"Account {name}:")
         summaries[str(name)] = summary.as_dict()
         if not as_json:
             click.echo(summary.render())
 
     with _errors(debug):
-        failures = _each_account(_accounts(account, flags), debug, run_one)
+        names = _accounts(account, flags)
+        failures = _each_account(names, debug, run_one)
         if as_json and account == ALL_ACCOUNTS:
-            for name, (code, text) in failures.items():
-                summaries[name] = {"error": text, "exit_code": code}
-            click.echo(json.dumps(summaries, indent=2))
+            for failed, (code, text) in failures.items():
+                summaries[failed] = {"error": text, "exit_code": code}
+            click.echo(json.dumps({str(name): summaries[str(name)] for name in names}, indent=2))
         elif as_json:
-            click.echo(json.dumps(next(iter(summaries.values())), indent=2))
+            click.echo(json.dumps(summaries[str(names[0])], indent=2))
         _exit_worst(failures)
 
 
