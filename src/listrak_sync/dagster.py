@@ -10,23 +10,19 @@ the destination's credentials the dlt way (``DESTINATION__POSTGRES__CREDENTIALS`
 accounts the assets are partitioned by account, one run per account; without, they are not
 partitioned at all, so that the first command above needs no ``--partition``.
 
-Every materialization keeps what :func:`listrak_sync.runner.replicate` guarantees. dagster-dlt's
-``DagsterDltResource.run`` drives a pipeline built here the way the runner builds it: the
-atomic destination of :func:`~listrak_sync.destinations.resolve_target`, a private temporary
-working folder per run, :func:`~listrak_sync.destinations.dataset_lock`, and the incremental
-plan restored from the destination (dlt's ``restore_from_destination``, on by default, makes
-``pipeline.run`` read the state back before it extracts; dagster-dlt's ``pipeline.drop()``
-before it empties a folder that is empty anyway). The run's summary (rows, requests, retries,
-skipped lists and messages, mode) is each asset's metadata, next to dagster-dlt's own.
+Every materialization is :func:`listrak_sync.runner.replicate`'s run, with every guarantee of
+``listrak-sync run`` (tables swapped in transactions, a fresh working folder, one writer per
+dataset, the plan read back from the destination): the runner builds the pipeline and the
+source, and hands both to dagster-dlt's ``DagsterDltResource.run`` in place of its own
+extract, normalize and load steps. The run's summary (rows, requests, retries, skipped lists
+and messages, mode) is each asset's metadata, next to dagster-dlt's own.
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset function's annotations at
 # definition time (the context's type, and the resource's) and refuses them as strings.
 import dataclasses
-import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,14 +44,11 @@ from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
 from listrak_sync.config import Settings
-from listrak_sync.destinations import Target, check_dataset_name, dataset_lock, resolve_target
-from listrak_sync.engine import RunMode
 from listrak_sync.errors import ConfigError, ListrakSyncError, TransientError
-from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter
 from listrak_sync.progress import RunProgress, display
 from listrak_sync.run_settings import RunTarget, account_names, gather, where_to_set
-from listrak_sync.runner import RunSummary, pipeline_name_for, quiet_dlt, user_error
+from listrak_sync.runner import RunSummary, replicate
 from listrak_sync.soap.client import ListrakClient, unreachable_is_config
 from listrak_sync.source import build_source
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
@@ -140,16 +133,28 @@ def materialize(context: AssetExecutionContext, runner: DagsterDltResource) -> I
         Failure: the run failed; the description is the CLI's one-line error, no password in it.
     """
     account = context.partition_key if context.has_partition_key else None
+    materialized: list[MaterializeResult] = []
+
+    def run_pipeline(pipeline: Pipeline, source: DltSource) -> None:
+        materialized.extend(result for result in runner.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
+                            if isinstance(result, MaterializeResult))
+
     try:
-        settings, run_target = account_settings(account)
+        settings, target = account_settings(account)
         tables = _tables(context, settings, account)
         if not tables:
             return
-        results, summary = _replicate(context, runner, dataclasses.replace(settings, tables=tables), run_target)
+        settings = dataclasses.replace(settings, tables=tables)
+        progress = RunProgress()
+        with ListrakClient(settings) as client, unreachable_is_config(client), \
+                display(progress, client.stats.as_dict, interactive=False):
+            summary = replicate(settings, destination=target.destination, duckdb_path=target.duckdb,
+                                dataset=target.dataset, client=client, progress=progress,
+                                lock_wait_seconds=target.lock_wait_seconds, run_pipeline=run_pipeline)
     except ListrakSyncError as exc:
         raise Failure(description=REDACT.redact(str(exc)), allow_retries=isinstance(exc, TransientError)) from None
     context.log.info(f"Account {account or '(shared settings)'}:\n{summary.render()}")
-    for result in results:
+    for result in materialized:
         table = result.asset_key.path[-1] if result.asset_key else ""
         yield MaterializeResult(asset_key=result.asset_key,
                                 metadata={**(result.metadata or {}), **summary_metadata(summary, table, account)})
@@ -178,58 +183,6 @@ def _tables(context: AssetExecutionContext, settings: Settings, account: str | N
         context.log.info(f"Account {account or '(shared settings)'} does not replicate {', '.join(left_out)} "
                          "(its tables setting): skipped.")
     return tables
-
-
-def _replicate(context: AssetExecutionContext, runner: DagsterDltResource, settings: Settings,
-               run_target: RunTarget) -> tuple[list[MaterializeResult], RunSummary]:
-    """``runner.replicate``'s run, with dagster-dlt driving the pipeline."""
-    started = time.monotonic()
-    dataset = check_dataset_name(run_target.dataset)
-    target = resolve_target(run_target.destination, duckdb_path=run_target.duckdb,
-                            lock_wait_seconds=run_target.lock_wait_seconds)
-    # As the runner does: no usage reports to dlt's makers, and staging copies only while loading.
-    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
-    modes: list[RunMode] = []
-    progress = RunProgress()
-    with ListrakClient(settings) as client, unreachable_is_config(client), dataset_lock(target, dataset), \
-            tempfile.TemporaryDirectory(prefix="listrak-sync-run-", ignore_cleanup_errors=True) as workdir, \
-            quiet_dlt(), display(progress, client.stats.as_dict, interactive=False):
-        extractor = Extractor(client, settings, progress=progress)
-        pipeline = dlt.pipeline(pipeline_name=pipeline_name_for(dataset), destination=target.factory,
-                                dataset_name=dataset, pipelines_dir=workdir)
-        source = build_source(settings, client, extractor=extractor, full_refresh=not target.incremental,
-                              full_refresh_reason=None if target.incremental else
-                              f"the {target.name} destination cannot merge, so every run replaces its tables",
-                              on_mode=modes.append)
-        results = _run(context, runner, source, pipeline, target)
-        trace = pipeline.last_trace
-        row_counts = dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
-    stats = client.stats.as_dict()
-    summary = RunSummary(
-        rows={name: int(row_counts.get(name, 0)) for name in settings.tables or STREAM_NAMES},
-        requests=dict(stats.get("requests", {})),
-        retries=int(stats.get("retries", 0)),
-        skipped=[str(e) for e in extractor.skipped],
-        seconds=time.monotonic() - started,
-        destination=target.name,
-        location=target.location,
-        dataset=dataset,
-        mode=", ".join(f"full refresh: {m.reason}" if m.full else m.reason for m in modes),
-        incremental=any(not m.full for m in modes),
-    )
-    return results, summary
-
-
-def _run(context: AssetExecutionContext, runner: DagsterDltResource, source: DltSource, pipeline: Pipeline,
-         target: Target) -> list[MaterializeResult]:
-    try:
-        return [r for r in runner.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
-                if isinstance(r, MaterializeResult)]
-    except (ListrakSyncError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        raise user_error(exc, target=target) from None
 
 
 def summary_metadata(summary: RunSummary, table: str, account: str | None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.destination.reference import Destination
 from dlt.destinations.exceptions import DestinationConnectionError
+from dlt.extract.source import DltSource
 
 from listrak_sync.config import Settings
 from listrak_sync.destinations import (
@@ -126,6 +127,7 @@ def replicate(
     progress: RunProgress | None = None,
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
     clock: Callable[[], datetime] | None = None,
+    run_pipeline: Callable[[dlt.Pipeline, DltSource], object] | None = None,
 ) -> RunSummary:
     """Replicate the account into the destination and report what happened.
 
@@ -142,6 +144,9 @@ def replicate(
         progress: told the run's phases, planned work and rows as they happen.
         lock_wait_seconds: how long to wait while another process holds the DuckDB file.
         clock: the current time, aware (default: the system clock); the simulator's in tests.
+        run_pipeline: runs the pipeline on the source in place of the extract, normalize and
+            load steps here (the Dagster assets hand both to dagster-dlt); the lock, working
+            folder, destination, plan and summary stay this function's.
 
     Returns:
         The run's summary.
@@ -176,11 +181,14 @@ def replicate(
                                   f"the {target.name} destination cannot merge, so every run replaces its tables",
                                   on_mode=modes.append)
             progress.phase("extract")
-            _step("extract", target, lambda: pipeline.extract(source))
-            progress.phase("normalize")
-            _step("normalize", target, pipeline.normalize)
-            progress.phase("load")
-            _step("load", target, pipeline.load)
+            if run_pipeline is not None:
+                _step("", target, lambda: run_pipeline(pipeline, source))
+            else:
+                _step("extract", target, lambda: pipeline.extract(source))
+                progress.phase("normalize")
+                _step("normalize", target, pipeline.normalize)
+                progress.phase("load")
+                _step("load", target, pipeline.load)
             progress.phase("done")
             trace = pipeline.last_trace
             row_counts = dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
@@ -208,7 +216,7 @@ def _step(name: str, target: Target, action: Any) -> Any:
     except (ListrakSyncError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        raise _unwrap(exc, step=name, target=target) from None
+        raise _unwrap(exc, step=name or None, target=target) from None
 
 
 @contextmanager
@@ -321,9 +329,3 @@ def _expected_notice(record: logging.LogRecord) -> bool:
     # We hand dlt JSON text for json columns on purpose (every destination loads it), and our
     # DuckDB client qualifies names with the catalog, so a dataset may share the file's name.
     return "when merging arrow schema with dlt schema" in text or "identical to the dataset name" in text
-
-
-# For adapters that drive a dlt pipeline of their own (the Dagster assets: dagster-dlt runs it):
-# the same one-line, cause-first errors, and dlt's log records routed through ours.
-user_error = _unwrap
-quiet_dlt = _quiet_dlt
