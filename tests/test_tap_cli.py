@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tap_helpers import (
 )
 
 from listrak_sync.config import Settings
+from listrak_sync.engine import ServiceClock
 from listrak_sync.errors import ConfigError
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.streams import STREAM_NAMES, STREAMS, ColumnType
@@ -332,7 +333,9 @@ def test_tap_listrak_config_and_date_forms(start_date: str, caplog: pytest.LogCa
     config = {"username": "u", "password": "pw-1234", "start_date": start_date, "interval_days": "30",
               "user_agent": "x"}
     settings = settings_from_config(config)
-    assert settings.start_date == datetime(2024, 1, 1)
+    # A zone in the start date names that instant; without one it is the service's wall time.
+    assert ServiceClock("UTC").instant(settings.start_date) == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert (settings.start_date.tzinfo is not None) == start_date.endswith("Z")
     assert settings.interval_days == 30
     assert "user_agent" in caplog.text  # ignored, and said so
     # `tables` is the dlt job's setting; in the tap the catalog selects.
