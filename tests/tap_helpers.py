@@ -1,6 +1,6 @@
 """Run ``tap-listrak`` as a user or an orchestrator does, and read its Singer output back.
 
-Used by ``test_tap*.py``. The tap runs as a subprocess (``python -m listrak_sync.tap``) against
+Used by ``test_tap*.py``. The tap runs as a subprocess (``python -m listrak_sync.singer``) against
 the simulator over HTTP; its stdout is parsed strictly (one JSON message per line) and its
 records are compared with the simulator's ground truth.
 """
@@ -24,7 +24,7 @@ from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.streams import STREAMS_BY_NAME, ColumnType, Stream
 
 REPO = Path(__file__).resolve().parent.parent
-TAP = [sys.executable, "-m", "listrak_sync.tap"]
+TAP = [sys.executable, "-m", "listrak_sync.singer"]
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 # The dates Listrak's WSDL types s:string; tap-listrak 1.3.1 emitted them as the service sent them.
 TEXT_DATES = {"message_clicks": "ClickDate", "message_opens": "OpenDate", "message_reads": "ReadDate",

@@ -7,7 +7,9 @@ installed, by singer-python's own catalog parser and jsonschema's Draft 4 meta-s
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -19,6 +21,7 @@ from typing import Any
 
 import pytest
 from tap_helpers import (
+    REPO,
     TAP_LISTRAK_KEYS,
     TEXT_DATES,
     clean_env,
@@ -35,11 +38,11 @@ from listrak_sync.config import Settings
 from listrak_sync.engine import ServiceClock
 from listrak_sync.errors import ConfigError
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
+from listrak_sync.singer.about import TAP_OPTIONS
+from listrak_sync.singer.catalog import discover, read_selection, record_properties, text_dates
+from listrak_sync.singer.main import settings_from_config
+from listrak_sync.singer.state import TapState
 from listrak_sync.streams import STREAM_NAMES, STREAMS, ColumnType
-from listrak_sync.tap import settings_from_config
-from listrak_sync.tap_about import TAP_OPTIONS
-from listrak_sync.tap_catalog import discover, read_selection, record_properties, text_dates
-from listrak_sync.tap_state import TapState
 
 # The catalog's shape per the Singer spec, as a Draft 4 schema (checked by jsonschema in the
 # target's virtualenv, independently of our own code).
@@ -242,6 +245,18 @@ def test_version_is_the_listrak_sync_distribution_s() -> None:
     result = run_tap("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"tap-listrak {metadata.version('listrak-sync')} (listrak-sync)\n"
+
+
+def test_the_console_script_and_both_module_names_run_the_tap() -> None:
+    # pyproject's `tap-listrak = module:function` names the entry point a fresh install writes.
+    script = re.search(r'^tap-listrak = "([\w.]+):(\w+)"$', (REPO / "pyproject.toml").read_text(), re.MULTILINE)
+    assert script, "pyproject.toml declares no tap-listrak script"
+    module, function = script.groups()
+    assert callable(getattr(importlib.import_module(module), function))
+    for name in (module, "listrak_sync.singer", "listrak_sync.tap"):  # the last: the old module name
+        result = subprocess.run([sys.executable, "-m", name, "--version"], capture_output=True, text=True,
+                                timeout=60, env=clean_env())
+        assert result.returncode == 0 and result.stdout.startswith("tap-listrak "), (name, result.stderr)
 
 
 @pytest.mark.parametrize("flags", [["--test"], []], ids=["test", "sync"])

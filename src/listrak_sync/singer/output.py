@@ -7,7 +7,7 @@ every STATE, so a target that checkpoints on STATE has received every record bef
 
 Timestamp columns are RFC 3339 in UTC with microseconds and ``Z`` (``2024-01-31T08:00:00.000000Z``),
 the form singer-python writes; a date read as text (the event dates the service sends as
-``s:string``, see ``tap_catalog.stream_as_sent``) goes out as that text. A list's pool columns
+``s:string``, see ``catalog.stream_as_sent``) goes out as that text. A list's pool columns
 are re-nested into the ``Vmta`` object the original tap's schema has.
 """
 
@@ -38,7 +38,7 @@ def iter_records(table: pa.Table, stream: Stream, properties: Sequence[str]) -> 
     Args:
         table: a table of ``stream`` as the extractor yields it (columns named as the stream table).
         stream: its stream.
-        properties: the record properties to emit, in order (see ``tap_catalog.record_properties``).
+        properties: the record properties to emit, in order (see ``catalog.record_properties``).
 
     Returns:
         One dict per row; nested properties (``Vmta``) are an object, or ``None`` when every

@@ -7,7 +7,7 @@ fetched whenever a selected stream needs it and emitted only when it is selected
 
 Everything is written from the calling thread: the extractor's workers only fetch, and its
 iterator hands each finished (stream, message) table back here, so lines never interleave.
-Bookmarks and checkpoints are :mod:`listrak_sync.tap_state`'s; this module only reports to it
+Bookmarks and checkpoints are :mod:`listrak_sync.singer.state`'s; this module only reports to it
 which parents are done.
 """
 
@@ -22,10 +22,10 @@ from functools import partial
 import pyarrow as pa
 
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, column_ints
+from listrak_sync.singer.catalog import Selection, key_properties, selected_schema
+from listrak_sync.singer.output import SingerWriter, iter_records
+from listrak_sync.singer.state import TapState
 from listrak_sync.streams import STREAMS, Stream, get_stream
-from listrak_sync.tap_catalog import Selection, key_properties, selected_schema
-from listrak_sync.tap_output import SingerWriter, iter_records
-from listrak_sync.tap_state import TapState
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class TapSync:
         state: bookmarks to continue from; advanced as records go out.
         writer: where Singer messages go.
         typed_event_dates: SCHEMA types the event dates as ``date-time`` (the extractor's client
-            must then parse them too; by default they are text, see ``tap_catalog.text_dates``).
+            must then parse them too; by default they are text, see ``catalog.text_dates``).
     """
 
     def __init__(
