@@ -33,7 +33,8 @@ BASE = {"username": "api-user", "password": PASSWORD, "start_date": "01/31/2024"
         ("2024-01-31T08:30:00.250+02:00", datetime(2024, 1, 31, 6, 30, 0, 250000, tzinfo=timezone.utc)),
         ("2024-02-29", datetime(2024, 2, 29)),
         (date(2024, 1, 31), datetime(2024, 1, 31)),
-        (datetime(2024, 1, 31, 12, tzinfo=timezone(timedelta(hours=-5))), datetime(2024, 1, 31, 17, tzinfo=timezone.utc)),
+        (datetime(2024, 1, 31, 12, tzinfo=timezone(timedelta(hours=-5))),
+         datetime(2024, 1, 31, 17, tzinfo=timezone.utc)),
     ],
 )
 def test_start_date_forms(value: object, expected: datetime) -> None:

@@ -14,20 +14,17 @@ What this module guarantees for the runner:
 - **Any file name works with any dataset name.** dlt names DuckDB tables ``dataset.table``;
   when the file's catalog has the dataset's name (``listrak.duckdb`` and ``listrak``) DuckDB
   cannot tell catalog from schema. Our DuckDB client names tables ``catalog.dataset.table``.
-- **One run per dataset at a time.** :func:`dataset_lock` takes a lock on this machine; a
-  second run into the same place fails at once with one line instead of corrupting dlt's
-  working files.
+- **Staging per writer.** A list shard stages its rows in a staging dataset of its own, so
+  shards loading one dataset side by side never clear each other's staged rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +38,6 @@ from dlt.common.destination.reference import Destination
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
-from filelock import FileLock, Timeout
 
 from listrak_sync.errors import ConfigError
 
@@ -88,6 +84,7 @@ def resolve_target(
     *,
     duckdb_path: str | None = None,
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+    staging_layout: str | None = None,
 ) -> Target:
     """The destination a run loads into, checked and set up for atomic table swaps.
 
@@ -95,6 +92,8 @@ def resolve_target(
         destination: a dlt destination name (``duckdb``, ``postgres``, ``filesystem``, ...) or factory.
         duckdb_path: the DuckDB file for ``duckdb``, relative to the current directory.
         lock_wait_seconds: how long to wait for another process holding the DuckDB file.
+        staging_layout: the staging dataset's name, ``%s`` standing for the dataset (dlt's
+            ``staging_dataset_name_layout``; default ``%s_staging``).
 
     Returns:
         The target.
@@ -105,12 +104,13 @@ def resolve_target(
     if not isinstance(destination, str):
         return Target(destination, destination.destination_name, destination.destination_name,
                       _can_merge(destination))
+    staging = {"staging_dataset_name_layout": staging_layout} if staging_layout else {}
     if destination == "duckdb":
         path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH, lock_wait_seconds=lock_wait_seconds)
         return Target(AtomicDuckDb(credentials=str(path), replace_strategy=REPLACE_STRATEGY,
-                                   destination_name="duckdb", lock_wait_seconds=lock_wait_seconds),
+                                   destination_name="duckdb", lock_wait_seconds=lock_wait_seconds, **staging),
                       "duckdb", str(path), True)
-    options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY}
+    options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY, **staging}
     factory: Destination | None
     try:
         if destination == "postgres":
@@ -317,36 +317,6 @@ def _watched_postgres(**options: Any) -> Destination:
     return WatchedPostgres(**options)
 
 
-@contextmanager
-def dataset_lock(target: Target, dataset: str, *, scope: str = "") -> Iterator[None]:
-    """Hold this machine's lock on ``dataset`` at ``target`` for one run.
-
-    Args:
-        target: where the run lands.
-        dataset: the dataset it writes.
-        scope: narrows the lock (for example a list shard) where the destination allows
-            concurrent writers.
-
-    Raises:
-        ConfigError: another run holds the lock; it names the dataset.
-    """
-    key = hashlib.sha256(f"{target.name}\0{target.location}\0{dataset}\0{scope}".encode()).hexdigest()[:24]
-    lock_dir = Path(tempfile.gettempdir()) / "listrak-sync-locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(lock_dir / f"{key}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise ConfigError(
-            f"Another listrak-sync run is writing dataset {dataset!r} at {target.location} right now. "
-            "Wait for it to finish, or use another --dataset."
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
 __all__ = [
     "DEFAULT_DATASET",
     "DEFAULT_LOCK_WAIT_SECONDS",
@@ -354,7 +324,6 @@ __all__ = [
     "AtomicDuckDb",
     "Target",
     "check_dataset_name",
-    "dataset_lock",
     "duckdb_file",
     "resolve_target",
 ]

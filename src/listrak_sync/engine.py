@@ -42,7 +42,7 @@ known".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -198,6 +198,10 @@ class Planner:
         send_settle_hours: age after which a message's recipients are final.
         full_recheck_days: days between a list's rechecks (0: every run).
         trust_counters: skip a message's stream while its counter stands still.
+        known_messages: message ID to list ID of the messages the destination holds now: any
+            of them this run no longer lists, within ``lists``, has vanished (the plan alone
+            may not know them, e.g. after another shard's or another pipeline's load).
+        lists: the lists of a list shard (default: every list; the run owns the whole dataset).
     """
 
     def __init__(
@@ -212,6 +216,8 @@ class Planner:
         send_settle_hours: float,
         full_recheck_days: float,
         trust_counters: bool = True,
+        known_messages: Mapping[int, int] | None = None,
+        lists: Iterable[int] | None = None,
     ) -> None:
         if plan.get("version") != PLAN_VERSION:
             plan.clear()
@@ -226,6 +232,8 @@ class Planner:
         self.trust_counters = trust_counters
         self.rows: dict[int, Mapping[str, Any]] = {int(r["MsgID"]): r for r in messages}
         self.list_of = {msg_id: int(row["ListID"]) for msg_id, row in self.rows.items()}
+        self.shard = set(lists) if lists is not None else None
+        self.known_messages = dict(known_messages or {})
         for name, mode in self.modes.items():
             if mode.full:  # a replaced table forgets what the plan knew about it
                 for entry in self.plan["lists"].values():
@@ -268,11 +276,12 @@ class Planner:
         return bool(moved_at) and fetched_at - moved_at < self.lookback
 
     def vanished(self) -> list[int]:
-        """Messages the plan knows that this run's messages no longer hold (their rows go)."""
-        gone = []
-        for entry in self.plan["lists"].values():
-            gone += [int(k) for k in entry.get("messages", {}) if int(k) not in self.rows]
-        return sorted(gone)
+        """Messages the plan or the destination knows that this run no longer lists (their rows go)."""
+        known = {int(k): int(list_key) for list_key, entry in self.plan["lists"].items()
+                 for k in entry.get("messages", {})}
+        known.update(self.known_messages)
+        return sorted(m for m, list_id in known.items()
+                      if m not in self.rows and (self.shard is None or list_id in self.shard))
 
     # -- records -----------------------------------------------------------------------------------
 

@@ -16,12 +16,13 @@ What a run guarantees (each point is tested by killing runs at every load statem
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +32,7 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.destination.reference import Destination
-from dlt.destinations.exceptions import DestinationConnectionError
+from dlt.destinations.exceptions import DatabaseUndefinedRelation, DestinationConnectionError
 from dlt.extract.source import DltSource
 
 from listrak_sync.config import Settings
@@ -40,7 +41,6 @@ from listrak_sync.destinations import (
     DEFAULT_LOCK_WAIT_SECONDS,
     Target,
     check_dataset_name,
-    dataset_lock,
     is_lock_conflict,
     lock_error,
     resolve_target,
@@ -48,6 +48,7 @@ from listrak_sync.destinations import (
 from listrak_sync.errors import ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
 from listrak_sync.incremental import RunMode
+from listrak_sync.locks import run_lock
 from listrak_sync.progress import RunProgress
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.source import build_source
@@ -110,9 +111,16 @@ class RunSummary:
         }
 
 
-def pipeline_name_for(dataset: str) -> str:
-    """The dlt pipeline name a dataset is replicated with (its state lives under it)."""
-    return f"listrak_sync_{dataset}"
+def pipeline_name_for(dataset: str, lists: Sequence[int] | None = None) -> str:
+    """The dlt pipeline name a dataset (or a list shard of it) is replicated with; its plan lives under it."""
+    return f"listrak_sync_{dataset}" + (f"_{shard_tag(lists)}" if lists else "")
+
+
+def shard_tag(lists: Sequence[int]) -> str:
+    """A short, stable name for a set of lists (``lists_12_34``, or a hash for many)."""
+    ids = sorted(set(lists))
+    return "lists_" + ("_".join(map(str, ids)) if len(ids) <= 4 else
+                       hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:12])
 
 
 def replicate(
@@ -157,7 +165,14 @@ def replicate(
     """
     started = time.monotonic()
     check_dataset_name(dataset)
-    target = resolve_target(destination, duckdb_path=duckdb_path, lock_wait_seconds=lock_wait_seconds)
+    shard = settings.list_ids
+    target = resolve_target(destination, duckdb_path=duckdb_path, lock_wait_seconds=lock_wait_seconds,
+                            staging_layout=f"%s_staging_{shard_tag(shard)}" if shard else None)
+    if shard and not target.incremental:
+        raise ConfigError(
+            f"A run of some lists (--lists) merges their rows into the dataset, and the {target.name} "
+            "destination cannot merge. Run every list, or load into duckdb, postgres or another SQL destination."
+        )
     # The staging copies are only needed during the load; keep the destination half the size.
     os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
     modes: list[RunMode] = []
@@ -166,9 +181,9 @@ def replicate(
     progress = progress or RunProgress()
     extractor = Extractor(client, settings, progress=progress, now=clock)
     try:
-        with dataset_lock(target, dataset), _working_dir(pipelines_dir) as workdir, _quiet_dlt():
+        with run_lock(target, dataset, shard), _working_dir(pipelines_dir) as workdir, _quiet_dlt():
             pipeline = dlt.pipeline(
-                pipeline_name=pipeline_name_for(dataset),
+                pipeline_name=pipeline_name_for(dataset, shard),
                 destination=target.factory,
                 dataset_name=dataset,
                 pipelines_dir=workdir,
@@ -179,7 +194,7 @@ def replicate(
                                   full_refresh=full_refresh or not target.incremental,
                                   full_refresh_reason=None if target.incremental else
                                   f"the {target.name} destination cannot merge, so every run replaces its tables",
-                                  on_mode=modes.append)
+                                  on_mode=modes.append, known_messages=_messages_held(pipeline, target))
             progress.phase("extract")
             if run_pipeline is not None:
                 _step("", target, lambda: run_pipeline(pipeline, source))
@@ -208,6 +223,25 @@ def replicate(
         mode=", ".join(f"full refresh: {m.reason}" if m.full else m.reason for m in modes),
         incremental=any(not m.full for m in modes),
     )
+
+
+def _messages_held(pipeline: dlt.Pipeline, target: Target) -> dict[int, int]:
+    """Message ID to list ID of every message the destination's ``messages`` table holds.
+
+    The destination is the source of truth: a message another pipeline (another shard, or a
+    run of every list) loaded and that is gone now must lose its rows, known to the plan or not.
+    """
+    if not target.incremental or not pipeline.default_schema_name:
+        return {}
+    naming = pipeline.default_schema.naming
+    msg_id, list_id = naming.normalize_identifier("MsgID"), naming.normalize_identifier("ListID")
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(naming.normalize_table_identifier("messages"))
+            rows = client.execute_sql(f"SELECT {msg_id}, {list_id} FROM {table}")  # noqa: S608 (our own names)
+    except DatabaseUndefinedRelation:
+        return {}
+    return {int(m): int(lst) for m, lst in rows or [] if m is not None and lst is not None}
 
 
 def _step(name: str, target: Target, action: Any) -> Any:

@@ -12,9 +12,10 @@ empty) table, so that a stream that has no rows any more still replaces its tabl
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dlt
@@ -25,8 +26,8 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
-from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
 from listrak_sync.engine import DELETED_COLUMN, PLAN_COLUMNS, Planner, RunMode, StreamMode, run_mode, stream_modes
+from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
 
@@ -71,6 +72,7 @@ def build_source(
     full_refresh: bool = False,
     full_refresh_reason: str | None = None,
     on_mode: Callable[[RunMode], None] | None = None,
+    known_messages: Mapping[int, int] | None = None,
 ) -> DltSource:
     """Build the Listrak dlt source from explicit settings and a client.
 
@@ -84,11 +86,16 @@ def build_source(
         full_refresh: replace every table even where an incremental run would do.
         full_refresh_reason: why ``full_refresh`` is forced (for the summary), if not the user's request.
         on_mode: told the run's mode (full or incremental, and why) once it is decided.
+        known_messages: message ID to list ID of what the destination holds, so that messages
+            that vanished lose their rows even where the plan does not know them.
 
     Returns:
         A dlt source with one resource per stream, restricted to ``settings.tables`` if set.
+        With ``settings.list_ids`` (a list shard) every table is merged per list and per
+        message: the run replaces exactly its lists' rows and leaves other lists' rows alone.
     """
-    run = _Run(extractor or Extractor(client, settings), settings, full_refresh, on_mode, full_refresh_reason)
+    run = _Run(extractor or Extractor(client, settings), settings, full_refresh, on_mode, full_refresh_reason,
+               known_messages)
 
     @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
     def _listrak() -> list[DltResource]:
@@ -115,8 +122,12 @@ class _Run:
         full_refresh: bool,
         on_mode: Callable[[RunMode], None] | None = None,
         full_refresh_reason: str | None = None,
+        known_messages: Mapping[int, int] | None = None,
     ) -> None:
         self.on_mode = on_mode
+        self.known_messages = known_messages
+        # A list shard owns only its lists' rows: every table is merged, never replaced.
+        self.shard = settings.list_ids
         self.full_refresh_reason = full_refresh_reason
         self.extractor = extractor
         self.settings = settings
@@ -153,6 +164,8 @@ class _Run:
             send_settle_hours=settings.send_settle_hours,
             full_recheck_days=settings.full_recheck_days,
             trust_counters=settings.trust_counters,
+            known_messages=self.known_messages,
+            lists=self.shard,
         )
         # Decided once for every stream before any is recorded: recording one stream must not
         # change what another stream of this run fetches.
@@ -186,10 +199,13 @@ def _resource(stream: Stream, run: _Run, parent: DltResource | None) -> DltResou
         "primary_key": [] if stream.event else list(stream.key),
         "columns": dlt_columns(stream),
     }
-    if stream.parent == "messages":
+    if stream.parent == "messages" or (run.shard and stream.name in _PER_LIST):
         hints["columns"][DELETED_COLUMN] = {"name": DELETED_COLUMN, "data_type": "bool", "nullable": True,
                                             "hard_delete": True,
                                             "description": "Delete marker of incremental merges; never true."}
+    if run.shard and stream.parent != "messages":
+        hints["write_disposition"] = {"disposition": "merge", "strategy": "delete-insert"}
+        hints["merge_key"] = "ListID"
     if parent is None:
         return dlt.resource(_lists_rows(stream, run), **hints)
     if stream.name == "messages":
@@ -197,6 +213,11 @@ def _resource(stream: Stream, run: _Run, parent: DltResource | None) -> DltResou
     if stream.name == "subscribed_contacts":
         return dlt.transformer(_contacts_rows(stream, run), data_from=parent, **hints)
     return dlt.transformer(_activity_rows(stream, run), data_from=parent, **hints)
+
+
+# Tables a shard run clears per list (a marker row per list), so a list that has no messages or
+# subscribers any more loses its old ones.
+_PER_LIST = ("messages", "subscribed_contacts")
 
 
 def _lists_rows(stream: Stream, run: _Run) -> Iterator[pa.Table]:
@@ -223,25 +244,38 @@ def _messages_rows(stream: Stream, run: _Run) -> Any:
         # can keep the whole concurrency budget busy.
         table = pa.concat_tables(tables) if tables else _empty(stream)
         run.plan_messages(table)
-        yield table
+        # One item only: each item a parent yields runs every activity transformer once more.
+        yield pa.concat_tables(_per_list(stream, run, lists, [table]))
 
     return messages
 
 
 def _contacts_rows(stream: Stream, run: _Run) -> Any:
     def subscribed_contacts(lists: pa.Table) -> Iterator[pa.Table]:
-        yield _empty(stream)
-        for list_id in column_ints(lists, "ListID"):
-            yield from run.extractor.subscribed_contacts(list_id)
+        pages = (page for list_id in column_ints(lists, "ListID")
+                 for page in run.extractor.subscribed_contacts(list_id))
+        yield from _per_list(stream, run, lists, itertools.chain([_empty(stream)], pages))
 
     return subscribed_contacts
+
+
+def _per_list(stream: Stream, run: _Run, lists: pa.Table, tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """The tables as they are, or in a shard run: a marker per list first, then the rows."""
+    if not run.shard:
+        yield from tables
+        return
+    list_ids = column_ints(lists, "ListID")
+    # Negative message IDs keep the markers apart under the messages table's primary key.
+    yield _markers(stream, "ListID", list_ids, MsgID=[-i for i in list_ids])
+    for table in tables:
+        yield _with_marker(table, False)
 
 
 def _activity_rows(stream: Stream, run: _Run) -> Any:
     def activity(messages: pa.Table) -> Iterator[Any]:
         assert run.planner is not None, "messages are planned before their activity"
         msg_ids = run.fetch[stream.name]
-        if run.modes[stream.name].full:
+        if run.modes[stream.name].full and not run.shard:
             yield dlt.mark.with_hints(_empty(stream), dlt.mark.make_hints(write_disposition="replace"))
             tables = run.extractor.message_activity([stream], msg_ids, announced=True)
             latest = yield from _passing(stream, (table for _, table in tables))
@@ -251,7 +285,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
             hints = dlt.mark.make_hints(
                 write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
             )
-            yield dlt.mark.with_hints(_markers(stream, [*msg_ids, *run.vanished]), hints)
+            yield dlt.mark.with_hints(_markers(stream, "MsgID", [*msg_ids, *run.vanished]), hints)
             tables = run.extractor.message_activity([stream], msg_ids, announced=True)
             latest = yield from _passing(stream, (_with_marker(table, False) for _, table in tables))
         refused = run.extractor.refused_messages()
@@ -273,17 +307,19 @@ def _passing(stream: Stream, tables: Iterator[pa.Table]) -> Generator[pa.Table, 
     return latest
 
 
-def _markers(stream: Stream, msg_ids: Sequence[int]) -> pa.Table:
-    """One delete-marker row per message; required columns hold placeholders never stored."""
+def _markers(stream: Stream, key: str, ids: Sequence[int], **given: Sequence[Any]) -> pa.Table:
+    """One delete-marker row per ``key`` value (and ``given`` columns); other required
+    columns hold placeholders, never stored."""
     schema = arrow_schema(stream)
+    values = {key: ids, **given}
     columns = []
     for field in schema:
-        if field.name == "MsgID":
-            columns.append(pa.array(msg_ids, field.type))
+        if field.name in values:
+            columns.append(pa.array(values[field.name], field.type))
         elif field.nullable:
-            columns.append(pa.nulls(len(msg_ids), field.type))
+            columns.append(pa.nulls(len(ids), field.type))
         else:
-            columns.append(pa.array([_PLACEHOLDER[field.type.id]] * len(msg_ids), field.type))
+            columns.append(pa.array([_PLACEHOLDER[field.type.id]] * len(ids), field.type))
     return _with_marker(pa.Table.from_arrays(columns, schema=schema), True)
 
 
