@@ -106,6 +106,8 @@ def load_json(path: str, what: str) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"Cannot read the {what} file {path!r}: {exc.strerror or exc}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"The {what} file {path!r} is not UTF-8 text: pass a JSON file.") from None
     if not text.strip():
         return {}
     try:
