@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -30,7 +31,11 @@ from typing import Any
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
-from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.common.destination.exceptions import (
+    DestinationUndefinedEntity,
+    SchemaUpdateError,
+    SchemaUpdateTransientError,
+)
 from dlt.common.destination.reference import Destination
 from dlt.destinations.exceptions import DatabaseUndefinedRelation, DestinationConnectionError
 from dlt.extract.source import DltSource
@@ -203,7 +208,7 @@ def replicate(
                 progress.phase("normalize")
                 _step("normalize", target, pipeline.normalize)
                 progress.phase("load")
-                _step("load", target, pipeline.load)
+                _step("load", target, lambda: _load(pipeline))
             progress.phase("done")
             trace = pipeline.last_trace
             row_counts = dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
@@ -242,6 +247,30 @@ def _messages_held(pipeline: dlt.Pipeline, target: Target) -> dict[int, int]:
     except DatabaseUndefinedRelation:
         return {}
     return {int(m): int(lst) for m, lst in rows or [] if m is not None and lst is not None}
+
+
+def _load(pipeline: dlt.Pipeline, attempts: int = 6) -> Any:
+    """Load, retrying when another writer of the dataset (a list shard) updated its schema at
+    the same time: dlt re-reads the destination and applies only what is missing, so a retry
+    is safe (PostgreSQL reports such a clash as a deadlock)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return pipeline.load()
+        except Exception as exc:
+            if attempt == attempts or not any(_concurrent_ddl(e) for e in _chain(exc)):
+                raise
+            log.info("Another writer changed the dataset's tables at the same time; loading again (%d)", attempt)
+            time.sleep(random.uniform(0.5, 1.5) * attempt)  # noqa: S311 (jitter, not secrecy)
+    raise AssertionError("unreachable")
+
+
+def _concurrent_ddl(error: BaseException) -> bool:
+    if not isinstance(error, SchemaUpdateError):
+        return False
+    cause = f"{error.__cause__ or ''} {getattr(error, 'cause', '')}".lower()
+    return isinstance(error, SchemaUpdateTransientError) or any(
+        clash in cause for clash in ("deadlock", "could not serialize", "already exists", "duplicate key")
+    )
 
 
 def _step(name: str, target: Target, action: Any) -> Any:
