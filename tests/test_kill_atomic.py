@@ -167,7 +167,10 @@ def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
         pg.drop()
 
 
-WRITES = re.compile(rf'^(?:INSERT INTO|DELETE FROM|UPDATE|MERGE INTO) (?:"\w+"\.)?"{DATASET}"\."(\w+)"', re.I)
+# A write to a table of the dataset itself (catalog-qualified on DuckDB), not of its staging copy.
+WRITES = re.compile(
+    rf'^(?:INSERT INTO|DELETE FROM|UPDATE|MERGE INTO) (?:"\w+"\.)?"{DATASET}"\."(\w+)"(?=[\s(;]|$)', re.I
+)
 
 
 def points(count_file: Path) -> list[tuple[int, str, str]]:
