@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -25,6 +26,10 @@ from listrak_sync.streams import STREAMS_BY_NAME, ColumnType, Stream
 
 REPO = Path(__file__).resolve().parent.parent
 TAP = [sys.executable, "-m", "listrak_sync.singer"]
+# The tap's command line with its clock set to the instant in the first argument (the simulator's
+# virtual now), through the clock parameter of listrak_sync.singer.main.run.
+TAP_AT = [sys.executable, "-c", "import sys; from datetime import datetime; from listrak_sync.singer.main import run; "
+          "now = datetime.fromisoformat(sys.argv[1]); sys.exit(run(sys.argv[2:], clock=lambda: now))"]
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 # The dates Listrak's WSDL types s:string; tap-listrak 1.3.1 emitted them as the service sent them.
 TEXT_DATES = {"message_clicks": "ClickDate", "message_opens": "OpenDate", "message_reads": "ReadDate",
@@ -48,8 +53,15 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
 
 
-def run_tap(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*TAP, *args], capture_output=True, text=True, timeout=timeout,
+def tap_command(*args: str, now: datetime | None = None) -> list[str]:
+    """The tap's command line; with ``now`` (naive: UTC) the run's clock reads that instant."""
+    if now is None:
+        return [*TAP, *args]
+    return [*TAP_AT, now.replace(tzinfo=now.tzinfo or timezone.utc).isoformat(), *args]
+
+
+def run_tap(*args: str, timeout: float = 300, now: datetime | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(tap_command(*args, now=now), capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, env=clean_env())
 
 
@@ -103,30 +115,45 @@ def parse_rfc3339(text: str) -> datetime:
 
 
 def parse_sent_date(text: str) -> datetime:
-    """A date as the simulator writes it (``YYYY-MM-DDTHH:MM:SS[.fff]``, no zone), as naive UTC."""
+    """A date as the simulator writes it (``YYYY-MM-DDTHH:MM:SS[.fff]`` or the US form), naive."""
     assert not text.endswith("Z"), f"expected the service's text, got an RFC 3339 time: {text!r}"
+    if "/" in text:  # the US format of the string-typed dates (pessimistic profile)
+        return datetime.strptime(text, "%m/%d/%Y %I:%M:%S %p")
     return datetime.fromisoformat(text)
 
 
-def _value(column_type: ColumnType, value: Any) -> Any:
+def _value(column_type: ColumnType, value: Any, zone: str = "UTC") -> Any:
     if value is None:
         return None
     if column_type is ColumnType.TIMESTAMP and isinstance(value, str):
-        # RFC 3339 from the tap, or an event date as the service sent it (see TEXT_DATES).
-        return parse_rfc3339(value) if value.endswith("Z") else parse_sent_date(value)
+        # RFC 3339 from the tap (back to the service's wall time), or an event date as sent.
+        if not value.endswith("Z"):
+            return parse_sent_date(value)
+        moment = parse_rfc3339(value)
+        return moment if zone == "UTC" else wall_time(moment, zone)
     if column_type is ColumnType.TEXT_LIST:
         return tuple(value)
     return value
 
 
-def record_row(stream: Stream, record: dict[str, Any]) -> tuple[Any, ...]:
-    """A Singer record as a tuple in table-column order (``Vmta`` flattened back)."""
+def wall_time(moment: datetime, zone: str) -> datetime:
+    """The wall time in ``zone`` of a naive UTC instant."""
+    return moment.replace(tzinfo=timezone.utc).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+
+
+def record_row(stream: Stream, record: dict[str, Any], zone: str = "UTC") -> tuple[Any, ...]:
+    """A Singer record as a tuple in table-column order (``Vmta`` flattened back).
+
+    Args:
+        zone: the tap's ``source_timezone``: RFC 3339 dates go back to that zone's wall time,
+            which is what the simulator's ground truth holds.
+    """
     values = []
     for column in stream.table_columns:
         value = record.get(column.path[0])
         if len(column.path) > 1:
             value = value.get(column.path[1]) if value else None
-        values.append(_value(column.type, value))
+        values.append(_value(column.type, value, zone))
     return tuple(values)
 
 
@@ -147,6 +174,38 @@ def assert_records_match(table: str, records: list[dict[str, Any]], truth: list[
         f"{table}: {sum(missing.values())} rows missing, {sum(extra.values())} unexpected; "
         f"e.g. missing {list(missing)[:2]} extra {list(extra)[:2]}"
     )
+
+
+def assert_records_cover(
+    table: str,
+    records: list[dict[str, Any]],
+    required: list[dict[str, Any]],
+    allowed: list[dict[str, Any]] | None = None,
+    *,
+    zone: str = "UTC",
+) -> int:
+    """Every required row was emitted at least once, and no record is outside ``allowed``.
+
+    The contract of runs continued from state: a row may come again (the lookback overlap,
+    a resumed checkpoint), never not at all, and nothing is made up.
+
+    Args:
+        allowed: the rows a record may be (default: ``required``).
+        zone: the tap's ``source_timezone`` (see :func:`record_row`).
+
+    Returns:
+        How many records were duplicates (a row emitted more than once counts n - 1).
+    """
+    stream = STREAMS_BY_NAME[table]
+    got = Counter(record_row(stream, r, zone) for r in records)
+    want = Counter(truth_row(stream, r) for r in required)
+    missing = want - got  # a row the truth holds twice must come at least twice
+    extra = set(got) - {truth_row(stream, r) for r in (required if allowed is None else allowed)}
+    assert not missing and not extra, (
+        f"{table}: {sum(missing.values())} rows never emitted, {len(extra)} emitted that are not in the ground "
+        f"truth; e.g. missing {sorted(missing, key=repr)[:2]} extra {sorted(extra, key=repr)[:2]}"
+    )
+    return sum(max(0, n - max(1, want[row])) for row, n in got.items())
 
 
 def singer_target(name: str = "LISTRAK_TEST_SINGER_TARGET") -> Path:

@@ -11,7 +11,7 @@ import re
 import subprocess
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tap_helpers import (
     TAP,
     TAP_LISTRAK_KEYS,
     TEXT_DATES,
+    assert_records_cover,
     assert_records_match,
     clean_env,
     config_for,
@@ -36,6 +37,7 @@ from tap_helpers import (
     write_json,
 )
 
+from listrak_sync.engine import EDGE
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.simulator.render import format_datetime
@@ -44,6 +46,7 @@ from listrak_sync.singer.state import BOOKMARK_FIELDS
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
 
 RANGE_STREAMS = ("message_bounces", "message_clicks", "message_opens", "message_reads", "message_unsubs")
+LOOKBACK = timedelta(hours=48)  # lookback_hours' default
 
 
 def discovered_catalog() -> dict[str, Any]:
@@ -52,7 +55,9 @@ def discovered_catalog() -> dict[str, Any]:
 
 
 def sync(tmp_path: Path, sim: Simulator, *args: str, **config: Any) -> list[dict[str, Any]]:
-    result = run_tap("--config", write_json(tmp_path / "config.json", config_for(sim, **config)), *args)
+    """One tap run whose clock reads the simulator's (virtual) now, as a live service's would."""
+    config_file = write_json(tmp_path / "config.json", config_for(sim, **config))
+    result = run_tap("--config", config_file, *args, now=sim.now)
     assert result.returncode == 0, result.stderr
     assert "CRITICAL" not in result.stderr
     return parse_messages(result.stdout)
@@ -269,6 +274,7 @@ def test_selection_is_honoured_from_catalog_and_properties_with_lists_and_messag
 
 def test_a_tap_listrak_state_file_is_continued_from(tmp_path: Path) -> None:
     since = datetime(2025, 6, 1)
+    overlap = since - LOOKBACK - EDGE  # ranges start lookback_hours early, widened a second
     pendulum_style = "2025-06-01T00:00:00+00:00"  # what tap-listrak's pendulum wrote
     state = {
         "bookmarks": {
@@ -287,7 +293,6 @@ def test_a_tap_listrak_state_file_is_continued_from(tmp_path: Path) -> None:
                         start_date="2024-01-01T00:00:00Z")
         truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
         sent = send_dates(sim)
-        contacts_since = sim.account.ground_truth("subscribed_contacts", since)
     records = records_of(messages)
     assert_records_match("lists", records["lists"], truth["lists"])
     assert_records_match("messages", records["messages"], truth["messages"])  # always in full
@@ -295,10 +300,13 @@ def test_a_tap_listrak_state_file_is_continued_from(tmp_path: Path) -> None:
         cursor = STREAMS_BY_NAME[table].cursor
         expected = [row for row in truth[table] if row[cursor] >= since]
         assert len(expected) < len(truth[table]), f"the bookmark should cut {table}"
-        assert_records_match(table, records.get(table, []), expected)
+        # Every row since the bookmark; besides, only rows of the lookback before it.
+        assert_records_cover(table, records.get(table, []), expected,
+                             [row for row in truth[table] if row[cursor] >= overlap])
     assert_records_match("message_sends", records["message_sends"],
-                         [row for row in truth["message_sends"] if sent[row["MsgID"]] >= since])
-    assert_records_match("subscribed_contacts", records["subscribed_contacts"], contacts_since)
+                         [row for row in truth["message_sends"] if sent[row["MsgID"]] >= since - LOOKBACK])
+    # In full every run: a resubscribed contact keeps its first AdditionDate (REFERENCE.md §4.6).
+    assert_records_match("subscribed_contacts", records["subscribed_contacts"], truth["subscribed_contacts"])
     final = states_of(messages)[-1]
     assert "currently_syncing" in final  # keys we do not use are kept: a strict superset
     for stream, date_field in BOOKMARK_FIELDS.items():
@@ -321,10 +329,13 @@ def test_a_run_continued_from_a_mid_run_checkpoint_loses_nothing(tmp_path: Path)
         got = Counter(record_row(stream, r) for r in before.get(table, []) + after.get(table, []))
         want = Counter(truth_row(stream, r) for r in truth[table])
         assert not want - got, f"{table}: rows lost across the interrupted run"
-    # The second run did not ask again for the opens of messages the checkpoint had done.
+    # The second run asked the messages the checkpoint had done only from its `until` - lookback.
     done = (parse_rfc3339(through["SendDate"]), through["MsgID"])
+    resumed_from = parse_rfc3339(through["until"]) - LOOKBACK - EDGE
     assert after.get("message_opens")
-    assert all((sent[r["MsgID"]], r["MsgID"]) > done for r in after["message_opens"])
+    assert any((sent[r["MsgID"]], r["MsgID"]) > done for r in after["message_opens"])
+    assert all((sent[r["MsgID"]], r["MsgID"]) > done or parse_sent_date(r["OpenDate"]) >= resumed_from
+               for r in after["message_opens"])
     assert all("progress" not in entry for entry in states_of(second)[-1]["bookmarks"].values())
 
 
@@ -371,16 +382,20 @@ def test_checkpoints_of_different_streams_are_each_continued_from(tmp_path: Path
         messages = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", state),
                         "--catalog", write_json(tmp_path / "catalog.json", catalog), concurrency=2)
         truth = {t: sim.account.ground_truth(t, EPOCH) for t in until}
-    expected = {
-        table: [row for row in truth[table]
-                if (sent[row["MsgID"]], row["MsgID"]) > (through_date, through_id)
-                or row[STREAMS_BY_NAME[table].cursor] >= moment]
-        for table, moment in until.items()
-    }
+    def since(moment: datetime) -> dict[str, list[dict[str, Any]]]:
+        return {
+            table: [row for row in truth[table]
+                    if (sent[row["MsgID"]], row["MsgID"]) > (through_date, through_id)
+                    or row[STREAMS_BY_NAME[table].cursor] >= moment]
+            for table in until
+        }
+
+    expected = {table: since(moment)[table] for table, moment in until.items()}
+    allowed = {table: since(moment - LOOKBACK - EDGE)[table] for table, moment in until.items()}
     records = records_of(messages)
     for table in until:
         assert 0 < len(expected[table]) < len(truth[table])
-        assert_records_match(table, records.get(table, []), expected[table])
+        assert_records_cover(table, records.get(table, []), expected[table], allowed[table])
     assert_checkpoints_follow_records(messages, expected, sent)
     final = states_of(messages)[-1]["bookmarks"]
     assert set(final) == set(until) and all(set(entry) == {STREAMS_BY_NAME[t].cursor} for t, entry in final.items())
@@ -393,7 +408,8 @@ def test_a_rerun_asks_every_message_and_state_stays_small(tmp_path: Path) -> Non
     message from its bookmark and emits only what is newer; STATE does not grow with the account.
     """
     with Simulator(scale="tiny", page_size=7) as sim:
-        legacy = {"bookmarks": {}, "listrak_sync_plan": {"messages": {str(i): {"message_opens": 1} for i in range(500)}}}
+        plan = {"messages": {str(i): {"message_opens": 1} for i in range(500)}}
+        legacy = {"bookmarks": {}, "listrak_sync_plan": plan}
         first = sync(tmp_path, sim, "--state", write_json(tmp_path / "legacy.json", legacy))
         states = states_of(first)
         assert "listrak_sync_plan" not in states[-1], "the old per-message plan is dropped"

@@ -387,13 +387,19 @@ def test_selection_reads_tap_listrak_and_meltano_catalogs() -> None:
 
 def test_state_keeps_unknown_keys_and_rejects_garbage() -> None:
     run_time = datetime.fromisoformat("2026-06-01T00:00:00+00:00")
-    state = TapState({"bookmarks": {"lists": {"x": 1}}, "currently_syncing": "lists"}, run_time=run_time)
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    state = TapState({"bookmarks": {"lists": {"x": 1}}, "currently_syncing": "lists"}, run_time=run_time, start=start)
     state.complete("message_opens")
     assert state.value == {
         "bookmarks": {"lists": {"x": 1}, "message_opens": {"OpenDate": "2026-06-01T00:00:00.000000Z"}},
         "currently_syncing": "lists",
     }
+    refused = {"ClickDate": "2026-01-01", "refused": {"lists": {}, "messages": {}}}
     for garbage in ([], {"bookmarks": []}, {"bookmarks": {"message_clicks": {"ClickDate": 5}}},
-                    {"bookmarks": {"message_clicks": {"ClickDate": "2026-01-01", "progress": {"until": "x"}}}}):
+                    {"bookmarks": {"message_clicks": {"ClickDate": "2026-01-01", "progress": {"until": "x"}}}},
+                    {"bookmarks": {"message_clicks": {**refused, "refused": []}}},
+                    {"bookmarks": {"message_clicks": {**refused, "refused": {"lists": {"twelve": "2026-01-01"}}}}},
+                    {"bookmarks": {"message_clicks": {**refused, "refused": {"lists": {"12": "soon"}}}}},
+                    {"bookmarks": {"message_clicks": {**refused, "refused": {"messages": {"812": {"ListID": 12}}}}}}):
         with pytest.raises(ConfigError):
-            TapState(garbage, run_time=run_time)
+            TapState(garbage, run_time=run_time, start=start)

@@ -35,7 +35,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +45,7 @@ import pyarrow as pa
 
 from listrak_sync import __version__
 from listrak_sync.config import Settings
+from listrak_sync.engine import ServiceClock, utc
 from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter, log_to_stderr
@@ -199,7 +200,13 @@ def check_connection(settings: Settings) -> int:
 
 
 def sync(
-    settings: Settings, selection: Selection, state: Any, out: Any = None, *, typed_dates: bool = False
+    settings: Settings,
+    selection: Selection,
+    state: Any,
+    out: Any = None,
+    *,
+    typed_dates: bool = False,
+    clock: Callable[[], datetime] | None = None,
 ) -> dict[str, Any]:
     """Run one sync and write its Singer messages.
 
@@ -209,16 +216,19 @@ def sync(
         state: the state document to continue from (``None`` for a first run).
         out: a text stream for the messages (default: stdout).
         typed_dates: the ``typed_event_dates`` setting.
+        clock: the current time, aware (default: the system clock), read once: the run's
+            ``now``, where requests end and bookmarks move to (the simulator's in tests).
 
     Returns:
         The final state.
 
     Raises:
-        ConfigError: the endpoint never answered.
+        ConfigError: the endpoint never answered, or the state is not one this tap wrote.
         ListrakSyncError: the sync failed (the STATE already written is valid to continue from).
     """
-    run_time = datetime.now(timezone.utc)
-    bookmarks = TapState(state, run_time=run_time)
+    run_time = utc((clock or _system_clock)())
+    start = ServiceClock(settings.source_timezone).instant(settings.start_date)
+    bookmarks = TapState(state, run_time=run_time, start=start, lookback_hours=settings.lookback_hours)
     writer = SingerWriter(out or sys.stdout)
     with _client(settings, typed_dates) as client, unreachable_is_config(client):
         extractor = Extractor(client, settings, now=lambda: run_time)
@@ -230,8 +240,17 @@ def sync(
     return bookmarks.value
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """The tap's command line, returning the exit code (see the module docstring)."""
+def _system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def run(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:
+    """The tap's command line, returning the exit code (see the module docstring).
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+        clock: the current time for a sync (see :func:`sync`; default: the system clock).
+    """
     args = parse_args(argv)
     redact = RedactingFilter()
     _setup_logging(args.debug, redact)
@@ -258,7 +277,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         selection = _selection(args)
         state = load_json(args.state, "state") if args.state else None
-        sync(settings, selection, state, typed_dates=typed_event_dates(config))
+        sync(settings, selection, state, typed_dates=typed_event_dates(config), clock=clock)
         return EXIT_OK
     except ListrakSyncError as exc:
         return _critical(exc, exit_code(exc), args.debug)

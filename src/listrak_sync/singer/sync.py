@@ -94,6 +94,7 @@ class TapSync:
         self.state = state
         self.writer = writer
         self.typed_event_dates = typed_event_dates
+        self.list_of: dict[int, int] = {}  # MsgID -> ListID of this run's messages
 
     def run(self) -> None:
         """Emit SCHEMA for every selected stream, then the records and STATE checkpoints.
@@ -113,7 +114,7 @@ class TapSync:
             list_ids = sorted(column_ints(lists, "ListID"))
             activity = [s for s in ACTIVITY_STREAMS if s.name in self.selection]
             if MESSAGES.name in self.selection or activity:
-                messages = self._messages(list_ids)
+                messages = self._messages(list_ids, activity)
                 self._activity(activity, messages)
             if SUBSCRIBED_CONTACTS.name in self.selection:
                 self._subscribed_contacts(list_ids)
@@ -132,12 +133,18 @@ class TapSync:
 
     # -- messages and their activity ----------------------------------------------------------------
 
-    def _messages(self, list_ids: Sequence[int]) -> list[MessageKey]:
+    def _messages(self, list_ids: Sequence[int], activity: Sequence[Stream]) -> list[MessageKey]:
         keys: list[MessageKey] = []
         for list_id in list_ids:
             table = self.extractor.messages(list_id)
             self._emit(MESSAGES, table)
-            keys += zip(table.column("SendDate").to_pylist(), column_ints(table, "MsgID"), strict=True)
+            msg_ids = column_ints(table, "MsgID")
+            keys += zip(table.column("SendDate").to_pylist(), msg_ids, strict=True)
+            self.list_of.update(dict.fromkeys(msg_ids, list_id))
+        refused = sorted({e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id is not None})
+        for stream in activity:  # their messages are unknown: the whole list waits for access
+            for list_id in refused:
+                self.state.refuse_list(stream.name, list_id)
         log.info("%d messages in %d lists.", len(keys), len(list_ids))
         return sorted(keys)
 
@@ -152,16 +159,21 @@ class TapSync:
         size = max(1, self.extractor.settings.concurrency * PAIRS_PER_WORKER // len(streams))
         for batch in batches:
             for first in range(0, len(batch.messages), size):
-                msg_ids = [msg_id for _, msg_id in batch.messages[first : first + size]]
+                keys = batch.messages[first : first + size]
+                msg_ids = [msg_id for _, msg_id in keys]
                 for stream, table in self.extractor.message_activity(batch.streams, msg_ids, batch.start):
                     self._emit(stream, table)
                 # The call is over: every pair came back, or was refused and recorded as skipped.
+                refused = self.extractor.refused_messages()
+                for key in keys:
+                    if key[1] in refused:  # it keeps its own start until access returns
+                        for stream in batch.streams:
+                            self.state.refuse_message(stream.name, key, self.list_of[key[1]])
                 for stream in batch.streams:
                     progress[stream.name].done.update(msg_ids)
                 self._checkpoint_activity(progress)
         for stream in streams:
-            if stream is not SENDS:
-                self.state.complete(stream.name)
+            self.state.complete(stream.name)
         self.writer.state(self.state.value)
 
     def _checkpoint_activity(self, progress: dict[str, _Progress]) -> None:
@@ -180,21 +192,21 @@ class TapSync:
     def _plan(self, streams: Sequence[Stream], messages: Sequence[MessageKey]) -> list[_Batch]:
         """Group (stream, message) pairs into as few extractor calls as their start dates allow.
 
-        Every message is asked on every run, from its range start: a counter that stood still
-        is no proof that nothing new is visible (issue #9: events dated between a request's end
-        and the counter read, repeat opens under unique counters), and a per-message memory
-        would make STATE grow with the account.
+        Every message is asked on every run, from its range start (``since - lookback``, see
+        :mod:`listrak_sync.singer.state`): a counter that stood still is no proof that nothing
+        new is visible (issue #9: events that become visible late, repeat opens under unique
+        counters), and a per-message memory would make STATE grow with the account.
         """
         by_part: dict[tuple[datetime | None, tuple[MessageKey, ...]], list[Stream]] = {}
         for stream in streams:
             if stream is SENDS:
                 continue
-            for start, part in _runs(messages, partial(self.state.range_start, stream.name)):
+            start_of = partial(self._range_start, stream.name)
+            for start, part in _runs(messages, start_of):
                 by_part.setdefault((start, part), []).append(stream)
         batches = [_Batch(tuple(s), part, start) for (start, part), s in by_part.items()]
         if SENDS in streams:
-            since = self.state.bookmark(SENDS.name)
-            part = tuple(k for k in messages if since is None or k[0] >= since)
+            part = tuple(k for k in messages if self.state.wants_sends(k, self.list_of[k[1]]))
             # Sends ignore dates: they ride along with any batch over the same messages.
             for i, batch in enumerate(batches):
                 if batch.messages == part:
@@ -203,6 +215,9 @@ class TapSync:
             else:
                 batches.append(_Batch((SENDS,), part, None))
         return sorted((b for b in batches if b.messages), key=lambda b: b.messages[0])
+
+    def _range_start(self, stream: str, key: MessageKey) -> datetime:
+        return self.state.range_start(stream, key, self.list_of[key[1]])
 
     # -- subscribed contacts ------------------------------------------------------------------------
 
