@@ -8,9 +8,10 @@ What this module guarantees for the runner:
   directory, a file that is not DuckDB, or a file another process holds open is a
   :class:`~listrak_sync.errors.ConfigError` naming the path.
 - **Tables are swapped in transactions.** dlt copies staged rows into each table with
-  ``DELETE`` then ``INSERT``; for DuckDB it runs them in autocommit because the DuckDB
-  capabilities leave ``supports_transactions`` unset, so a kill between the two empties the
-  table. DuckDB has transactions; we say so, and each table is replaced or merged atomically.
+  ``DELETE`` then ``INSERT``; for DuckDB and PostgreSQL it runs them in autocommit because
+  their capabilities leave ``supports_transactions`` unset, so a kill between the two empties
+  the table (or a message's rows). Both have transactions; we say so, and each table is
+  replaced or merged atomically. Other destinations keep dlt's own capabilities.
 - **Any file name works with any dataset name.** dlt names DuckDB tables ``dataset.table``;
   when the file's catalog has the dataset's name (``listrak.duckdb`` and ``listrak``) DuckDB
   cannot tell catalog from schema. Our DuckDB client names tables ``catalog.dataset.table``.
@@ -114,7 +115,9 @@ def resolve_target(
     factory: Destination | None
     try:
         if destination == "postgres":
-            factory = _watched_postgres(destination_name="postgres", **options)
+            # PostgreSQL has transactions, but dlt's capabilities leave them unset there too:
+            # without this, a merge's DELETE and INSERT commit apart (found by the kill tests).
+            factory = _watched_postgres(destination_name="postgres", supports_transactions=True, **options)
         else:
             factory = Destination.from_reference(destination, **options)
     except Exception as exc:  # dlt raises several types for an unknown or unloadable name
