@@ -160,3 +160,49 @@ def test_a_table_subset_run_keeps_the_other_tables_plan(tmp_path: Path) -> None:
         summary = target.run(sim)
         assert summary.mode == "incremental", summary.mode  # the subset run reset nothing
         assert_exact(target, sim, "after a subset run")
+
+
+_KILLABLE_RUN = """
+import sys
+from datetime import datetime
+from listrak_sync.config import Settings
+from listrak_sync.runner import replicate
+endpoint, zone, kind, where, dataset, now, username, password, start = sys.argv[1:10]
+settings = Settings.from_mapping({"username": username, "password": password, "start_date": start,
+                                  "endpoint": endpoint, "source_timezone": zone})
+clock = datetime.fromisoformat(now)
+if kind == "duckdb":
+    replicate(settings, duckdb_path=where, dataset=dataset, clock=lambda: clock)
+else:
+    import os
+    os.environ["DESTINATION__POSTGRES__CREDENTIALS"] = where
+    replicate(settings, destination="postgres", dataset=dataset, clock=lambda: clock)
+"""
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_killed_incremental_run_then_the_next_keeps_the_contract(profile: str, target: Target) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with Simulator(scale="tiny", page_size=5, profile=profile) as sim:
+        target.run(sim)
+        assert_exact(target, sim, "full")
+        for seconds in (2.0, 3.0):
+            sim.advance(1)
+            sim.configure_faults(latency_ms=250)
+            where = target.db if target.kind == "duckdb" else PG_DSN
+            proc = subprocess.Popen([sys.executable, "-c", _KILLABLE_RUN, sim.url, ZONES[profile], target.kind, where,
+                                     target.dataset, sim.now.isoformat(), DEFAULT_USERNAME, DEFAULT_PASSWORD,
+                                     EPOCH.strftime("%m/%d/%Y")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            time.sleep(seconds)
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(timeout=60) == -signal.SIGKILL, "the run finished before the kill: nothing tested"
+            sim.configure_faults(latency_ms=0)
+            summary = target.run(sim)  # resumes from the last completed load
+            assert summary.mode == "incremental", summary.mode
+            assert_within_contract(target, sim, f"after a kill at {seconds}s")
+            assert_exact(target, sim, f"after a kill at {seconds}s")  # tiny: within 0.1% means exact
