@@ -208,16 +208,21 @@ def assert_records_cover(
     return sum(max(0, n - max(1, want[row])) for row, n in got.items())
 
 
-def singer_target(name: str = "LISTRAK_TEST_SINGER_TARGET") -> Path:
-    """The Singer target executable (target-jsonl in its own virtualenv); skip or, on CI, fail."""
-    path = Path(os.environ.get(name) or DEFAULT_TARGET)
+def installed_tool(default: Path, variable: str, install: str) -> Path:
+    """A tool the Makefile installs in its own virtualenv (override with ``variable``); a missing
+    one skips the test, or fails it on CI, where ``make test`` must have installed it."""
+    path = Path(os.environ.get(variable) or default)
     if not path.exists():
-        message = (f"Singer target {path} is missing. Install it: python3 -m venv .venv/targets/target-jsonl && "
-                   ".venv/targets/target-jsonl/bin/pip install target-jsonl (or set LISTRAK_TEST_SINGER_TARGET).")
+        message = f"{path} is missing. Install it: {install} (or set {variable})."
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def singer_target(name: str = "LISTRAK_TEST_SINGER_TARGET") -> Path:
+    """The Singer target executable (target-jsonl in its own virtualenv); skip or, on CI, fail."""
+    return installed_tool(DEFAULT_TARGET, name, "make .venv/targets/target-jsonl/bin/target-jsonl")
 
 
 def target_python(target: Path) -> Path:

@@ -22,9 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
-from tap_helpers import REPO, TAP_LISTRAK_KEYS, TEXT_DATES, assert_records_match, clean_env
+from tap_helpers import REPO, TAP_LISTRAK_KEYS, TEXT_DATES, assert_records_match, clean_env, installed_tool
 
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.render import format_datetime
@@ -37,14 +36,7 @@ PLACEHOLDER = "/path/to/listrak-sync"
 
 def meltano_executable() -> Path:
     """Meltano in its own virtualenv; skip when it is not installed (on CI, fail)."""
-    path = Path(os.environ.get("LISTRAK_TEST_MELTANO") or DEFAULT_MELTANO)
-    if not path.exists():
-        message = (f"Meltano {path} is missing. Install it: make {DEFAULT_MELTANO.relative_to(REPO)} "
-                   "(or set LISTRAK_TEST_MELTANO).")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return installed_tool(DEFAULT_MELTANO, "LISTRAK_TEST_MELTANO", f"make {DEFAULT_MELTANO.relative_to(REPO)}")
 
 
 def readme_meltano_section() -> tuple[str, list[str]]:
