@@ -195,11 +195,12 @@ def replicate(
             )
             progress.phase("connecting")
             _step("sync", target, pipeline.sync_destination)
+            held = _step("sync", target, lambda: _messages_held(pipeline, target))
             source = build_source(settings, client, extractor=extractor,
                                   full_refresh=full_refresh or not target.incremental,
                                   full_refresh_reason=None if target.incremental else
                                   f"the {target.name} destination cannot merge, so every run replaces its tables",
-                                  on_mode=modes.append, known_messages=_messages_held(pipeline, target))
+                                  on_mode=modes.append, known_messages=held)
             progress.phase("extract")
             if run_pipeline is not None:
                 _step("", target, lambda: run_pipeline(pipeline, source))
