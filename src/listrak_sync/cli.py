@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from listrak_sync.config import Settings
-from listrak_sync.docs import column_name
+from listrak_sync.docs import column_name, describe_streams
 from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.progress import RunProgress, display
@@ -306,26 +306,6 @@ def discover(as_json: bool) -> None:
         click.echo()
 
 
-def describe_streams() -> list[dict[str, Any]]:
-    """The stream table as plain data: what ``discover --json`` prints."""
-    return [
-        {
-            "table": s.name,
-            "description": s.description,
-            "operation": s.operation,
-            "parent": s.parent,
-            "key": [column_name(k) for k in s.key],
-            "cursor": column_name(s.cursor) if s.cursor else None,
-            "columns": [
-                {"name": column_name(c.name), "listrak_field": ".".join(c.path), "type": c.type.value,
-                 "nullable": c.nullable, "description": c.description}
-                for c in s.table_columns
-            ],
-        }
-        for s in STREAMS
-    ]
-
-
 _RUN_KEYS = tuple(k.name for k in KEYS if k.name not in ("username", "password"))
 
 
@@ -420,4 +400,4 @@ def main() -> None:
     cli(prog_name="listrak-sync")
 
 
-__all__ = ["cli", "describe_streams", "main"]
+__all__ = ["cli", "main"]

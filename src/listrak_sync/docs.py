@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from listrak_sync.streams import STREAMS
@@ -32,6 +34,26 @@ def tables_markdown() -> str:
             out.append(f"| `{column_name(column.name)}` | {field} | {column.type.value} | {column.description} |")
         out.append("")
     return "\n".join([TABLES_BEGIN, "", *out, TABLES_END])
+
+
+def describe_streams() -> list[dict[str, Any]]:
+    """The stream table as plain data: what ``discover --json`` prints."""
+    return [
+        {
+            "table": s.name,
+            "description": s.description,
+            "operation": s.operation,
+            "parent": s.parent,
+            "key": [column_name(k) for k in s.key],
+            "cursor": column_name(s.cursor) if s.cursor else None,
+            "columns": [
+                {"name": column_name(c.name), "listrak_field": ".".join(c.path), "type": c.type.value,
+                 "nullable": c.nullable, "description": c.description}
+                for c in s.table_columns
+            ],
+        }
+        for s in STREAMS
+    ]
 
 
 def settings_block() -> str:
