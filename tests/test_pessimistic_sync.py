@@ -206,3 +206,36 @@ def test_a_killed_incremental_run_then_the_next_keeps_the_contract(profile: str,
             assert summary.mode == "incremental", summary.mode
             assert_within_contract(target, sim, f"after a kill at {seconds}s")
             assert_exact(target, sim, f"after a kill at {seconds}s")  # tiny: within 0.1% means exact
+
+
+def test_under_asmx_faults_a_wrong_password_is_exit_3_and_a_refused_list_is_skipped_by_name(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from listrak_sync.simulator import User
+
+    with Simulator(scale="tiny", profile="pessimistic") as probe:
+        list_ids = probe.account.list_ids()
+    refused = list_ids[0]
+    user = User("partial", "partial-pw", list_ids=frozenset(list_ids), refused_list_ids=frozenset({refused}))
+    with Simulator(scale="tiny", page_size=5, profile="pessimistic", users=[user]) as sim:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__", "DESTINATION__"))}
+        env.update(LISTRAK_USERNAME="partial", LISTRAK_ENDPOINT=sim.url, LISTRAK_SOURCE_TIMEZONE="America/New_York")
+        args = [sys.executable, "-m", "listrak_sync", "run", "--start-date", EPOCH.strftime("%m/%d/%Y")]
+        wrong = subprocess.run(args, env={**env, "LISTRAK_PASSWORD": "wrong"}, cwd=tmp_path, capture_output=True,
+                               text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert wrong.returncode == 3, wrong.stderr
+        assert "rejected the username or password" in wrong.stderr and sim.stats()["requests_total"] == 1
+        sim.reset_stats()
+        sim.reset_lockouts()
+        good = subprocess.run(args, env={**env, "LISTRAK_PASSWORD": "partial-pw"}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert good.returncode == 0, good.stderr
+        assert f"ListID {refused}" in good.stdout + good.stderr, good.stdout
+        allowed = [i for i in list_ids if i != refused]
+        for table in ("messages", "message_opens", "subscribed_contacts"):
+            truth = utc_truth(table, sim.account.ground_truth(table, EPOCH, list_ids=allowed), ZONES["pessimistic"])
+            got = read_duckdb(str(tmp_path / "listrak.duckdb"), "listrak", table)
+            stream = STREAMS_BY_NAME[table]
+            assert normalize(stream, got, listrak_names=False) == normalize(stream, truth, listrak_names=True), table
