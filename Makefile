@@ -9,8 +9,14 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,dagster]"
+	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
+
+# The Dagster extra, for its tests only (make demo does not need it).
+DAGSTER := $(VENV)/.dagster-installed
+$(DAGSTER): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,dagster]"
+	touch $(DAGSTER)
 
 # A real Singer target for the tap's end-to-end test, in its own virtualenv (old pins).
 TARGET_JSONL := $(VENV)/targets/target-jsonl/bin/target-jsonl
@@ -33,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
 
-test: lint $(TARGET_JSONL) $(MELTANO)
+test: lint $(TARGET_JSONL) $(MELTANO) $(DAGSTER)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
