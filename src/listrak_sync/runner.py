@@ -50,9 +50,9 @@ from listrak_sync.destinations import (
     lock_error,
     resolve_target,
 )
+from listrak_sync.engine import RunMode
 from listrak_sync.errors import ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
-from listrak_sync.engine import RunMode
 from listrak_sync.locks import run_lock
 from listrak_sync.progress import RunProgress
 from listrak_sync.soap.client import ListrakClient
