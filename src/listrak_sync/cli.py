@@ -61,10 +61,7 @@ def _setup_logging(debug: bool, verbose: bool) -> None:
 
 def _one_line(message: str) -> str:
     """The first line of ``message``, every registered secret masked."""
-    text = message.strip().splitlines()[0] if message.strip() else "failed"
-    for secret in REDACT.secrets:
-        text = text.replace(secret, "********")
-    return text
+    return REDACT.redact(message.strip().splitlines()[0] if message.strip() else "failed")
 
 
 def _fail(message: str, code: int) -> None:
