@@ -30,8 +30,9 @@ def settings_for(sim: Simulator, **extra: object) -> Settings:
 
 def run(sim: Simulator, db: Path, work: Path, **options: object) -> RunSummary:
     full_refresh = bool(options.pop("full_refresh", False))
+    clock = (lambda: sim.now) if options.pop("virtual_clock", False) else None
     return replicate(settings_for(sim, **options), duckdb_path=str(db), pipelines_dir=str(work),
-                     full_refresh=full_refresh)
+                     full_refresh=full_refresh, clock=clock)
 
 
 def assert_equals_full_load(sim: Simulator, db: Path, tmp_path: Path, label: str) -> None:
@@ -72,7 +73,30 @@ def test_a_rerun_with_nothing_changed_costs_a_handful_of_calls(tmp_path: Path) -
         assert again.total_requests < first.total_requests / 5
         assert set(again.requests) <= {"GetContactListCollection", "ReportListMessageActivity",
                                        "ReportRangeSubscribedContacts"}
-        assert again.requests["ReportListMessageActivity"] == lists * 3  # 3 windows of 365 days since EPOCH
+        assert first.requests["ReportListMessageActivity"] == lists * 3  # 3 windows of 365 days since EPOCH
+        # The plan knows each list's few messages: the re-run asks for its range in one request.
+        assert again.requests["ReportListMessageActivity"] == lists
+        for table in STREAM_NAMES:
+            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, EPOCH))
+
+
+def test_a_list_s_quiet_past_is_asked_again_only_at_its_recheck(tmp_path: Path) -> None:
+    """From 01/01/2000 most windows are empty: a re-run skips them until the list's recheck."""
+    db, work = tmp_path / "inc.duckdb", tmp_path / "work"
+    with Simulator(scale="tiny", page_size=5) as sim:
+        lists = len(sim.account.list_ids())
+        options = {"start_date": "01/01/2000", "full_recheck_days": 3, "virtual_clock": True}
+        first = run(sim, db, work, **options)
+        windows = first.requests["ReportListMessageActivity"]
+        assert windows >= lists * 26, "one request per 365-day window from 2000 on"
+        sim.advance(1)
+        again = run(sim, db, work, **options)
+        assert again.requests["ReportListMessageActivity"] == lists
+        sim.advance(2.5)  # 3.5 days after the first run: each list's recheck asks from 2000 again
+        rechecked = run(sim, db, work, **options)
+        assert rechecked.requests["ReportListMessageActivity"] == windows
+        refreshed = run(sim, db, work, **options, full_refresh=True)
+        assert refreshed.requests["ReportListMessageActivity"] == windows
         for table in STREAM_NAMES:
             assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, EPOCH))
 

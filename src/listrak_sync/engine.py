@@ -330,7 +330,7 @@ class Planner:
                     del messages[key]
             if int(list_key) not in current:
                 entry.get("checked", {}).pop(stream.name, None)
-                if not messages and not entry.get("checked"):
+                if not messages and not entry.get("checked") and not entry.get("reach"):
                     del lists[list_key]
         due = current if self.modes[stream.name].full else self.rechecked_lists(stream)
         blocked = refused_lists | {self.list_of[m] for m in refused_messages if m in self.list_of}

@@ -23,6 +23,7 @@ from listrak_sync.config import Settings
 from listrak_sync.engine import ServiceClock, date_windows, utc
 from listrak_sync.errors import ConfigError, ObjectRefusedError
 from listrak_sync.progress import RunProgress
+from listrak_sync.reach import MessageReach
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.soap.parse import arrow_schema, item_schema
 from listrak_sync.streams import RequestKind, Stream, children_of, get_stream
@@ -125,7 +126,7 @@ class Extractor:
         self.progress.add_rows(LISTS.name, table.num_rows)
         return table
 
-    def messages(self, list_id: int, start: datetime | None = None) -> pa.Table:
+    def messages(self, list_id: int, start: datetime | None = None, *, reach: MessageReach | None = None) -> pa.Table:
         """Messages sent to one list from ``start`` (default: the start date) until now.
 
         A refused list gives an empty table and is recorded in :attr:`skipped`.
@@ -133,11 +134,16 @@ class Extractor:
         Args:
             list_id: the list.
             start: an instant (aware) or a service wall time (naive), like the start date.
+            reach: ask from ``reach.ask_from`` only, in one window if it says so
+                (:mod:`listrak_sync.reach`); rows are still those from ``start`` on.
         """
-        since, (first, end) = self._since(start), self._range(start)
+        since = self._since(start)
+        first, end = self._range(reach.ask_from if reach else start)
+        days = self.settings.interval_days
+        windows = [(first, end)] if reach and reach.one_window else date_windows(first, end, days)
         tables = []
         try:
-            for window_start, window_end in date_windows(first, end, self.settings.interval_days):
+            for window_start, window_end in windows:
                 params = request_params(MESSAGES, list_id, window_start, window_end)
                 tables.append(self.client.fetch(MESSAGES, scope=("list", list_id), **params))
         except ObjectRefusedError as exc:
@@ -149,6 +155,11 @@ class Extractor:
         self.progress.add_rows(MESSAGES.name, table.num_rows)
         self._remember_counters(table)
         return table
+
+    def refused_list(self, list_id: int) -> bool:
+        """Whether the service refused ``list_id`` in this run."""
+        with self._lock:
+            return ("list", list_id) in self._skipped_keys
 
     def _remember_counters(self, table: pa.Table) -> None:
         names = sorted(set(_SIZE_HINTS.values()))

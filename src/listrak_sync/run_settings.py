@@ -94,7 +94,7 @@ KEYS: tuple[Key, ...] = (
     Key("retry_budget_seconds", "--retry-budget-seconds", "Total time one request may spend retrying.", unit="s"),
     Key("backoff_base", None, "First retry delay (exponential, full jitter).", unit="s"),
     Key("backoff_max", None, "Longest retry delay.", unit="s"),
-    Key("interval_days", None, "Days per message-report window."),
+    Key("interval_days", None, "Days per message-report window, wherever a list's message count is not yet known."),
     Key("include_test_messages", None, "Include test sends in `messages`."),
     Key("source_timezone", None, "Zone of Listrak's zone-less dates (e.g. `America/New_York`)."),
     Key("trust_short_pages", None, "A page shorter than a proven page size is the last one."),

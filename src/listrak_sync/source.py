@@ -26,8 +26,18 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
-from listrak_sync.engine import DELETED_COLUMN, PLAN_COLUMNS, Planner, RunMode, StreamMode, run_mode, stream_modes
+from listrak_sync.engine import (
+    DELETED_COLUMN,
+    PLAN_COLUMNS,
+    PLAN_VERSION,
+    Planner,
+    RunMode,
+    StreamMode,
+    run_mode,
+    stream_modes,
+)
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
+from listrak_sync.reach import message_reach, record_reach
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
 
@@ -145,12 +155,26 @@ class _Run:
         # Worked on a copy, handed back stream by stream as each one is through; dlt stores it
         # only with a completed load.
         self.plan = copy.deepcopy(dict(state.get("plan") or {}))
+        if self.plan.get("version") != PLAN_VERSION:
+            self.plan = {"version": PLAN_VERSION, "streams": {}, "lists": {}}
         self.modes = stream_modes(self.plan, self.streams, start=self.start, full_refresh=self.full_refresh,
                                   full_refresh_reason=self.full_refresh_reason)
         mode = run_mode(self.modes) if self.modes else RunMode(True, self.full_refresh_reason or "replace")
         log.info("Run mode: %s (%s)", "full refresh" if mode.full else "incremental", mode.reason)
         if self.on_mode:
             self.on_mode(mode)
+
+    def messages(self, list_id: int) -> pa.Table:
+        """One list's messages, asked only where the plan does not know the answer (see
+        :mod:`listrak_sync.reach`)."""
+        settings, now = self.settings, self.extractor.now()
+        reach = message_reach(self.plan, list_id, start=self.start, now=now, interval_days=settings.interval_days,
+                              recheck_days=settings.full_recheck_days, full_refresh=self.full_refresh)
+        table = self.extractor.messages(list_id, reach=reach)
+        if not self.extractor.refused_list(list_id):
+            record_reach(self.plan, list_id, table.column("SendDate").to_pylist(), reach=reach, start=self.start,
+                         read_at=now, lookback_hours=settings.lookback_hours)
+        return table
 
     def plan_messages(self, messages: pa.Table) -> None:
         settings = self.settings
@@ -239,7 +263,7 @@ def _json_encode_lists(stream: Stream, table: pa.Table) -> pa.Table:
 
 def _messages_rows(stream: Stream, run: _Run) -> Any:
     def messages(lists: pa.Table) -> Iterator[pa.Table]:
-        tables = [run.extractor.messages(list_id) for list_id in column_ints(lists, "ListID")]
+        tables = [run.messages(list_id) for list_id in column_ints(lists, "ListID")]
         # One table for all lists, so the activity transformers see every message at once and
         # can keep the whole concurrency budget busy.
         table = pa.concat_tables(tables) if tables else _empty(stream)
