@@ -23,6 +23,7 @@ from listrak_sync.config import Settings
 from listrak_sync.docs import column_name, describe_streams
 from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
+from listrak_sync.process import tune_for_bulk_work
 from listrak_sync.progress import RunProgress, display
 from listrak_sync.run_settings import (
     ALL_ACCOUNTS,
@@ -394,6 +395,7 @@ _mount_simulator()
 def main() -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    tune_for_bulk_work()
     cli(prog_name="listrak-sync")
 
 

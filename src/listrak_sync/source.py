@@ -319,15 +319,29 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
     return activity
 
 
+# Rows handed to dlt at a time. dlt checks every yielded item against the schema, and most
+# messages have a few rows: yielding per message cost ~20% of a medium run's CPU (~4,000 items).
+BATCH_ROWS = 50_000
+
+
 def _passing(stream: Stream, tables: Iterator[pa.Table]) -> Generator[pa.Table, None, dict[int, Any]]:
-    """Yield the tables and return each message's newest event date (for the plan)."""
+    """Yield the tables in batches of about :data:`BATCH_ROWS` rows, and return each message's
+    newest event date (for the plan)."""
     latest: dict[int, Any] = {}
+    batch: list[pa.Table] = []
+    rows = 0
     for table in tables:
         if stream.cursor in table.column_names and table.num_rows:
             newest = pc.max(table.column(stream.cursor)).as_py()
             if newest is not None:
                 latest[int(table.column("MsgID")[0].as_py())] = newest
-        yield table
+        batch.append(table)
+        rows += table.num_rows
+        if rows >= BATCH_ROWS:
+            yield pa.concat_tables(batch)
+            batch, rows = [], 0
+    if batch:
+        yield pa.concat_tables(batch)
     return latest
 
 

@@ -49,6 +49,7 @@ from listrak_sync.engine import ServiceClock, utc
 from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter, log_to_stderr
+from listrak_sync.process import tune_for_bulk_work
 from listrak_sync.singer.about import NAME, REQUIRED, TAP_OPTIONS, about, about_markdown, tap_settings
 from listrak_sync.singer.catalog import Selection, discover, read_selection, stream_as_sent
 from listrak_sync.singer.output import SingerWriter
@@ -302,6 +303,7 @@ def _critical(exc: BaseException, code: int, debug: bool, *, unexpected: bool = 
 
 def main() -> None:
     """Console-script entry point (``tap-listrak``)."""
+    tune_for_bulk_work()
     code = run()
     try:
         sys.stdout.flush()
