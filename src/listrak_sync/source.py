@@ -20,7 +20,6 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
-import pyarrow.compute as pc
 from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
@@ -311,7 +310,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
             )
             yield dlt.mark.with_hints(_markers(stream, "MsgID", [*msg_ids, *run.vanished]), hints)
             tables = run.extractor.message_activity([stream], msg_ids, announced=True)
-            latest = yield from _passing(stream, (_with_marker(table, False) for _, table in tables))
+            latest = yield from _passing(stream, (table for _, table in tables), marker=False)
         refused = run.extractor.refused_messages()
         run.planner.record(stream, [m for m in msg_ids if m not in refused], latest)
         run.stream_done(stream)
@@ -324,24 +323,33 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
 BATCH_ROWS = 50_000
 
 
-def _passing(stream: Stream, tables: Iterator[pa.Table]) -> Generator[pa.Table, None, dict[int, Any]]:
-    """Yield the tables in batches of about :data:`BATCH_ROWS` rows, and return each message's
-    newest event date (for the plan)."""
+def _passing(
+    stream: Stream, tables: Iterator[pa.Table], marker: bool | None = None
+) -> Generator[pa.Table, None, dict[int, Any]]:
+    """Yield the tables in batches of about :data:`BATCH_ROWS` rows (with a delete-marker
+    column of ``marker`` unless it is None), and return each message's newest event date."""
     latest: dict[int, Any] = {}
     batch: list[pa.Table] = []
     rows = 0
-    for table in tables:
+
+    def flush() -> pa.Table:
+        table = pa.concat_tables(batch)
         if stream.cursor in table.column_names and table.num_rows:
-            newest = pc.max(table.column(stream.cursor)).as_py()
-            if newest is not None:
-                latest[int(table.column("MsgID")[0].as_py())] = newest
+            newest = table.group_by("MsgID").aggregate([(stream.cursor, "max")])
+            for msg_id, moment in zip(newest.column("MsgID").to_pylist(),
+                                      newest.column(f"{stream.cursor}_max").to_pylist(), strict=True):
+                if moment is not None:
+                    latest[msg_id] = moment
+        return table if marker is None else _with_marker(table, marker)
+
+    for table in tables:
         batch.append(table)
         rows += table.num_rows
         if rows >= BATCH_ROWS:
-            yield pa.concat_tables(batch)
+            yield flush()
             batch, rows = [], 0
     if batch:
-        yield pa.concat_tables(batch)
+        yield flush()
     return latest
 
 
@@ -367,7 +375,7 @@ _PLACEHOLDER = {pa.int64().id: 0, pa.string().id: "", pa.bool_().id: False, pa.f
 
 def _with_marker(table: pa.Table, deleted: bool) -> pa.Table:
     return table.append_column(pa.field(DELETED_COLUMN, pa.bool_()),
-                               pa.array([deleted] * table.num_rows, pa.bool_()))
+                               pa.repeat(pa.scalar(deleted, pa.bool_()), table.num_rows))
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
