@@ -1,24 +1,48 @@
 """Settings of the whole Python process, for the command-line entry points only.
 
 A library user's process is theirs to tune; ``listrak-sync`` and ``tap-listrak`` own theirs.
+Measured on a full ``medium`` run (``benchmarks/run.py``): peak RSS 360-388 MiB before,
+about 250 after, with the loader's settings in :mod:`listrak_sync.runner`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
+
+import pyarrow as pa
 
 # A run allocates millions of short-lived objects (lxml element proxies, strings per value)
 # while a large heap of modules (dlt, pyarrow) stays alive: with the default threshold of 700
-# the collector walks that heap over and over. Measured on a 2,500-row opens page with a big
-# live heap: 1.4-1.8x the CPU per row with the defaults (``benchmarks/bench_parse.py --gc``).
+# the collector walks that heap over and over. 1.4-1.8x the CPU per row with the defaults
+# (``benchmarks/bench_parse.py --gc``).
 _GC_THRESHOLD = (50_000, 20, 20)
+# glibc's mallopt(M_ARENA_MAX): one arena per thread by default keeps freed memory of each of
+# the run's worker threads apart (about 10 MiB of the peak).
+_M_ARENA_MAX = -8
+_ARENAS = 2
 
 
 def tune_for_bulk_work() -> None:
-    """Move what is loaded so far out of the collector's way and collect young objects less often."""
+    """Tune the collector and the allocators for one long bulk run in this process."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*_GC_THRESHOLD)
+    # Arrow's default pool (mimalloc) keeps what it freed: 40 MiB held for 25 in use.
+    pa.set_memory_pool(pa.system_memory_pool())
+    _limit_malloc_arenas()
+
+
+def _limit_malloc_arenas() -> None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+        return
+    mallopt(_M_ARENA_MAX, _ARENAS)
 
 
 __all__ = ["tune_for_bulk_work"]
