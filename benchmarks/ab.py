@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -24,24 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from run import Scenario, start_simulator  # benchmarks/run.py
+
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = ("wall", "cpu", "peak_mib")
-
-
-def start_simulator(scale: str, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "listrak_sync", "simulator", "--port", "0", "--scale", scale,
-         "--latency-ms", str(latency_ms), "--page-size", "2500"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        match = re.search(r"(http://\S+/v31/IntegrationService\.asmx)", line)
-        if match:
-            return proc, match.group(1)
-    raise RuntimeError("the simulator did not print its endpoint")
 
 
 def replicate(source: Path, endpoint: str) -> dict[str, float]:
@@ -79,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as parent:
         old = Path(parent) / "old"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(old), args.old], check=True)
-        simulator, endpoint = start_simulator(args.scale, args.latency_ms)
+        simulator, endpoint = start_simulator(Scenario("ab", args.scale, 2500, "01/01/2024", args.latency_ms))
         results: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
         try:
             for _ in range(args.rounds):

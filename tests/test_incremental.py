@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def run(sim: Simulator, db: Path, work: Path, **options: object) -> RunSummary:
     clock = (lambda: sim.now) if options.pop("virtual_clock", False) else None
     return replicate(settings_for(sim, **options), duckdb_path=str(db), pipelines_dir=str(work),
                      full_refresh=full_refresh, clock=clock)
+
+
+def assert_holds_ground_truth(sim: Simulator, db: Path, since: datetime = EPOCH) -> None:
+    for table in STREAM_NAMES:
+        assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, since))
 
 
 def assert_equals_full_load(sim: Simulator, db: Path, tmp_path: Path, label: str) -> None:
@@ -76,8 +82,7 @@ def test_a_rerun_with_nothing_changed_costs_a_handful_of_calls(tmp_path: Path) -
         assert first.requests["ReportListMessageActivity"] == lists * 3  # 3 windows of 365 days since EPOCH
         # The plan knows each list's few messages: the re-run asks for its range in one request.
         assert again.requests["ReportListMessageActivity"] == lists
-        for table in STREAM_NAMES:
-            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, EPOCH))
+        assert_holds_ground_truth(sim, db)
 
 
 def test_a_list_s_quiet_past_is_asked_again_only_at_its_recheck(tmp_path: Path) -> None:
@@ -97,8 +102,7 @@ def test_a_list_s_quiet_past_is_asked_again_only_at_its_recheck(tmp_path: Path) 
         assert rechecked.requests["ReportListMessageActivity"] == windows
         refreshed = run(sim, db, work, **options, full_refresh=True)
         assert refreshed.requests["ReportListMessageActivity"] == windows
-        for table in STREAM_NAMES:
-            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, EPOCH))
+        assert_holds_ground_truth(sim, db)
 
 
 def test_full_refresh_flag_and_changed_start_date_replace_everything(tmp_path: Path) -> None:
@@ -113,8 +117,7 @@ def test_full_refresh_flag_and_changed_start_date_replace_everything(tmp_path: P
         later = EPOCH.replace(year=EPOCH.year + 2)
         moved = run(sim, db, work, start_date=later.strftime("%Y-%m-%d"))
         assert "start date changed" in moved.mode
-        for table in STREAM_NAMES:
-            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, later))
+        assert_holds_ground_truth(sim, db, later)
 
 
 def test_runs_killed_at_several_points_then_resumed_equal_a_full_load(tmp_path: Path) -> None:
@@ -140,5 +143,4 @@ def test_runs_killed_at_several_points_then_resumed_equal_a_full_load(tmp_path: 
             sim.configure_faults(latency_ms=0)
         result = subprocess.run(command, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
-        for table in STREAM_NAMES:
-            assert_matches_truth(table, read_duckdb(str(db), "listrak", table), sim.account.ground_truth(table, EPOCH))
+        assert_holds_ground_truth(sim, db)

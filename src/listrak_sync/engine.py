@@ -181,6 +181,15 @@ def run_mode(modes: Mapping[str, StreamMode]) -> RunMode:
     return RunMode(False, "incremental")
 
 
+def current_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """``plan``, emptied in place first if another plan version wrote it (its entries mean
+    something else)."""
+    if plan.get("version") != PLAN_VERSION:
+        plan.clear()
+        plan.update(version=PLAN_VERSION, streams={}, lists={})
+    return plan
+
+
 def _epoch(moment: datetime) -> int:
     return math.floor(utc(moment).timestamp())
 
@@ -219,10 +228,7 @@ class Planner:
         known_messages: Mapping[int, int] | None = None,
         lists: Iterable[int] | None = None,
     ) -> None:
-        if plan.get("version") != PLAN_VERSION:
-            plan.clear()
-            plan.update(version=PLAN_VERSION, streams={}, lists={})
-        self.plan = plan
+        self.plan = current_plan(plan)
         self.modes = dict(modes)
         self.now = _epoch(now)
         self.start = start.isoformat()
@@ -354,6 +360,7 @@ __all__ = [
     "RunMode",
     "ServiceClock",
     "StreamMode",
+    "current_plan",
     "date_windows",
     "run_mode",
     "stream_modes",

@@ -8,7 +8,6 @@ about 250 after, with the loader's settings in :mod:`listrak_sync.runner`.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 
 import pyarrow as pa
@@ -35,11 +34,10 @@ def tune_for_bulk_work() -> None:
 
 
 def _limit_malloc_arenas() -> None:
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
+    # The process's own symbols include libc's; ctypes.util.find_library would run ldconfig
+    # in a subprocess at every start.
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
         return
     mallopt(_M_ARENA_MAX, _ARENAS)

@@ -28,10 +28,10 @@ from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.engine import (
     DELETED_COLUMN,
     PLAN_COLUMNS,
-    PLAN_VERSION,
     Planner,
     RunMode,
     StreamMode,
+    current_plan,
     run_mode,
     stream_modes,
 )
@@ -153,9 +153,7 @@ class _Run:
         state = dlt.current.source_state()
         # Worked on a copy, handed back stream by stream as each one is through; dlt stores it
         # only with a completed load.
-        self.plan = copy.deepcopy(dict(state.get("plan") or {}))
-        if self.plan.get("version") != PLAN_VERSION:
-            self.plan = {"version": PLAN_VERSION, "streams": {}, "lists": {}}
+        self.plan = current_plan(copy.deepcopy(dict(state.get("plan") or {})))
         self.modes = stream_modes(self.plan, self.streams, start=self.start, full_refresh=self.full_refresh,
                                   full_refresh_reason=self.full_refresh_reason)
         mode = run_mode(self.modes) if self.modes else RunMode(True, self.full_refresh_reason or "replace")
