@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,7 +26,7 @@ from listrak_sync.errors import ConfigError, ObjectRefusedError
 from listrak_sync.progress import RunProgress
 from listrak_sync.reach import MessageReach
 from listrak_sync.soap.client import ListrakClient
-from listrak_sync.soap.parse import arrow_schema, item_schema
+from listrak_sync.soap.parse import arrow_schema
 from listrak_sync.streams import RequestKind, Stream, children_of, get_stream
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,18 @@ def stamp(stream: Stream, table: pa.Table, object_id: int) -> pa.Table:
         return table
     field = arrow_schema(stream).field(key.name)
     return table.add_column(0, field, pa.array([object_id] * table.num_rows, field.type))
+
+
+@dataclass
+class _Walk:
+    """The pages of one object (a message's activity, a list's contacts), asked for one at a
+    time by whichever worker is free; each page keeps only rows whose ``since`` column is on
+    or after its instant, and gets the object's key stamped."""
+
+    stream: Stream
+    object_id: int
+    pages: Iterator[pa.Table]
+    since: tuple[str, datetime] | None = None
 
 
 class Extractor:
@@ -156,6 +169,24 @@ class Extractor:
         self._remember_counters(table)
         return table
 
+    def messages_of(
+        self, list_ids: Sequence[int], reaches: Mapping[int, MessageReach | None] | None = None
+    ) -> list[pa.Table]:
+        """:meth:`messages` of several lists, asked concurrently; the tables in ``list_ids`` order.
+
+        Raises:
+            The errors of :meth:`messages`; the calls not yet started are dropped.
+        """
+        reaches = reaches or {}
+        if len(list_ids) <= 1:
+            return [self.messages(list_id, reach=reaches.get(list_id)) for list_id in list_ids]
+        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="listrak-messages")
+        try:
+            futures = [pool.submit(self.messages, list_id, reach=reaches.get(list_id)) for list_id in list_ids]
+            return [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def refused_list(self, list_id: int) -> bool:
         """Whether the service refused ``list_id`` in this run."""
         with self._lock:
@@ -185,18 +216,20 @@ class Extractor:
         Yields:
             Tables with ``ListID`` stamped. A refused list yields nothing and is recorded.
         """
+        return self.subscribed_contacts_of([list_id], start)
+
+    def subscribed_contacts_of(self, list_ids: Sequence[int], start: datetime | None = None) -> Iterator[pa.Table]:
+        """:meth:`subscribed_contacts` of several lists, fetched concurrently, pages interleaved."""
         since, (first, end) = self._since(start), self._range(start)
-        params = request_params(SUBSCRIBED_CONTACTS, list_id, first, end)
-        self.progress.add_units(1)
-        try:
-            for page in self.client.iter_pages(SUBSCRIBED_CONTACTS, scope=("list", list_id), **params):
-                # Rows per page, not at the end: one list's contacts can take many pages.
-                page = _since(page, "AdditionDate", since)
-                self.progress.add_rows(SUBSCRIBED_CONTACTS.name, page.num_rows)
-                yield stamp(SUBSCRIBED_CONTACTS, page, list_id)
-        except ObjectRefusedError as exc:
-            self._skip(exc)
-        self.progress.unit_done(SUBSCRIBED_CONTACTS.name, 0)
+        self.progress.add_units(len(list_ids))
+
+        def walk(list_id: int) -> _Walk:
+            params = request_params(SUBSCRIBED_CONTACTS, list_id, first, end)
+            pages = self.client.iter_pages(SUBSCRIBED_CONTACTS, scope=("list", list_id), **params)
+            return _Walk(SUBSCRIBED_CONTACTS, list_id, pages, since=("AdditionDate", since))
+
+        for _, page in self._walk_concurrently(walk(list_id) for list_id in list_ids):
+            yield page
 
     # -- per-message activity --------------------------------------------------------------------
 
@@ -210,11 +243,14 @@ class Extractor:
     ) -> Iterator[tuple[Stream, pa.Table]]:
         """Every (stream, message) pair, fetched concurrently under one bounded limit.
 
-        At most ``settings.concurrency`` workers run, and only a small window of tasks is
-        queued at a time however many messages there are. Results come back in the caller's
-        thread as tasks complete. An error other than a refusal stops the other tasks and is
-        raised here; a refused message is skipped and recorded. Given a sequence, each stream's
-        messages start largest first by their counters from :meth:`messages` (a hint only).
+        At most ``settings.concurrency`` workers run, and only a small window of pages is
+        asked for at a time however many messages there are and however large each is, so
+        memory does not grow with the largest message. Pages come back in the caller's thread
+        as they arrive, those of different messages interleaved. An error other than a refusal
+        stops the other tasks and is raised here; a refused message is skipped and recorded
+        (Listrak refuses an object at its first page; were it to refuse one later, the pages
+        before would have been yielded). Given a sequence, each stream's messages start largest
+        first by their counters from :meth:`messages` (a hint only).
 
         Args:
             streams: activity streams (children of ``messages``).
@@ -223,7 +259,7 @@ class Extractor:
             announced: the caller already told :attr:`progress` about these work units.
 
         Yields:
-            ``(stream, table)`` per pair, all pages concatenated, ``MsgID`` stamped.
+            ``(stream, table)`` per non-empty page, ``MsgID`` stamped.
 
         Raises:
             ValueError: a stream that is not a message activity stream.
@@ -243,59 +279,72 @@ class Extractor:
             self.progress.add_units(len(streams) * len(msg_ids))
         else:  # a lazy iterable: its units become known as they are queued
             tasks = self._planned_one_by_one(tasks)
-        yield from self._run_concurrently(tasks, first, end)
+        for walk, page in self._walk_concurrently(self._activity_walks(tasks, first, end)):
+            yield walk.stream, page
 
     def _planned_one_by_one(self, tasks: Iterable[tuple[Stream, int]]) -> Iterator[tuple[Stream, int]]:
         for task in tasks:
             self.progress.add_units(1)
             yield task
 
-    def _run_concurrently(
+    def _activity_walks(
         self, tasks: Iterable[tuple[Stream, int]], first: datetime, end: datetime
-    ) -> Iterator[tuple[Stream, pa.Table]]:
+    ) -> Iterator[_Walk]:
+        for stream, msg_id in tasks:
+            params = request_params(stream, msg_id, first, end)
+            yield _Walk(stream, msg_id, self.client.iter_pages(stream, scope=("message", msg_id), **params))
+
+    def _walk_concurrently(self, walks: Iterable[_Walk]) -> Iterator[tuple[_Walk, pa.Table]]:
+        """The pages of every walk, fetched by at most ``settings.concurrency`` workers.
+
+        A task is one page, and only a small window of tasks is queued at a time, so at most
+        that many pages are held however many objects there are and however large each is.
+        Rows are counted per page and a work unit as done when its walk has no more pages.
+        """
         workers = self.settings.concurrency
         stop = threading.Event()
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="listrak-activity")
-        pending: dict[Future[tuple[Stream, pa.Table] | None], Stream] = {}
-        queue = iter(tasks)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="listrak-pages")
+        pending: dict[Future[pa.Table | None], _Walk] = {}
+        queue = iter(walks)
         try:
             while True:
-                # A sliding window: enough queued work to keep every worker busy, no more.
-                for stream, msg_id in queue:
-                    pending[pool.submit(self._activity, stream, msg_id, first, end, stop)] = stream
+                for walk in queue:
+                    pending[pool.submit(self._next_page, walk, stop)] = walk
                     if len(pending) >= 2 * workers:
                         break
                 if not pending:
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    stream = pending.pop(future)
-                    result = future.result()
-                    self.progress.unit_done(stream.name, 0 if result is None else result[1].num_rows)
-                    if result is not None:
-                        yield result
+                    walk = pending.pop(future)
+                    page = future.result()
+                    if page is None:
+                        self.progress.unit_done(walk.stream.name, 0)
+                        continue
+                    # The next page is asked for while this one is handed on.
+                    pending[pool.submit(self._next_page, walk, stop)] = walk
+                    self.progress.add_rows(walk.stream.name, page.num_rows)
+                    yield walk, page
         finally:
             stop.set()
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _activity(
-        self, stream: Stream, msg_id: int, first: datetime, end: datetime, stop: threading.Event
-    ) -> tuple[Stream, pa.Table] | None:
-        pages = []
+    def _next_page(self, walk: _Walk, stop: threading.Event) -> pa.Table | None:
+        """The next page of one (stream, message), or None when it has no more (or is refused)."""
+        if stop.is_set():
+            return None
         try:
-            for page in self.client.iter_pages(
-                stream, scope=("message", msg_id), **request_params(stream, msg_id, first, end)
-            ):
-                if stop.is_set():
-                    return None
-                pages.append(page)
+            page = next(walk.pages, None)
         except ObjectRefusedError as exc:
             self._skip(exc)
             return None
-        table = pa.concat_tables(pages) if pages else item_schema(stream).empty_table()
-        return stream, stamp(stream, table, msg_id)
+        if page is None:
+            return None
+        if walk.since is not None:
+            page = _since(page, *walk.since)
+        return stamp(walk.stream, page, walk.object_id)
 
     # -- helpers ----------------------------------------------------------------------------------
 

@@ -161,17 +161,20 @@ class _Run:
         if self.on_mode:
             self.on_mode(mode)
 
-    def messages(self, list_id: int) -> pa.Table:
-        """One list's messages, asked only where the plan does not know the answer (see
-        :mod:`listrak_sync.reach`)."""
+    def messages(self, list_ids: Sequence[int]) -> list[pa.Table]:
+        """The lists' messages, asked concurrently and only where the plan does not know the
+        answer (see :mod:`listrak_sync.reach`)."""
         settings, now = self.settings, self.extractor.now()
-        reach = message_reach(self.plan, list_id, start=self.start, now=now, interval_days=settings.interval_days,
-                              recheck_days=settings.full_recheck_days, full_refresh=self.full_refresh)
-        table = self.extractor.messages(list_id, reach=reach)
-        if not self.extractor.refused_list(list_id):
-            record_reach(self.plan, list_id, table.column("SendDate").to_pylist(), reach=reach, start=self.start,
-                         read_at=now, lookback_hours=settings.lookback_hours)
-        return table
+        reaches = {list_id: message_reach(self.plan, list_id, start=self.start, now=now,
+                                          interval_days=settings.interval_days,
+                                          recheck_days=settings.full_recheck_days, full_refresh=self.full_refresh)
+                   for list_id in list_ids}
+        tables = self.extractor.messages_of(list_ids, reaches)
+        for list_id, table in zip(list_ids, tables, strict=True):
+            if not self.extractor.refused_list(list_id):
+                record_reach(self.plan, list_id, table.column("SendDate").to_pylist(), reach=reaches[list_id],
+                             start=self.start, read_at=now, lookback_hours=settings.lookback_hours)
+        return tables
 
     def plan_messages(self, messages: pa.Table) -> None:
         settings = self.settings
@@ -260,7 +263,7 @@ def _json_encode_lists(stream: Stream, table: pa.Table) -> pa.Table:
 
 def _messages_rows(stream: Stream, run: _Run) -> Any:
     def messages(lists: pa.Table) -> Iterator[pa.Table]:
-        tables = [run.messages(list_id) for list_id in column_ints(lists, "ListID")]
+        tables = run.messages(column_ints(lists, "ListID"))
         # One table for all lists, so the activity transformers see every message at once and
         # can keep the whole concurrency budget busy.
         table = pa.concat_tables(tables) if tables else _empty(stream)
@@ -273,8 +276,7 @@ def _messages_rows(stream: Stream, run: _Run) -> Any:
 
 def _contacts_rows(stream: Stream, run: _Run) -> Any:
     def subscribed_contacts(lists: pa.Table) -> Iterator[pa.Table]:
-        pages = (page for list_id in column_ints(lists, "ListID")
-                 for page in run.extractor.subscribed_contacts(list_id))
+        pages = run.extractor.subscribed_contacts_of(column_ints(lists, "ListID"))
         yield from _per_list(stream, run, lists, itertools.chain([_empty(stream)], pages))
 
     return subscribed_contacts
@@ -336,8 +338,8 @@ def _passing(
             newest = table.group_by("MsgID").aggregate([(stream.cursor, "max")])
             for msg_id, moment in zip(newest.column("MsgID").to_pylist(),
                                       newest.column(f"{stream.cursor}_max").to_pylist(), strict=True):
-                if moment is not None:
-                    latest[msg_id] = moment
+                if moment is not None:  # a message's pages can fall into more than one batch
+                    latest[msg_id] = max(moment, latest.get(msg_id, moment))
         return table if marker is None else _with_marker(table, marker)
 
     for table in tables:

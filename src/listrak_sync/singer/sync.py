@@ -135,8 +135,7 @@ class TapSync:
 
     def _messages(self, list_ids: Sequence[int], activity: Sequence[Stream]) -> list[MessageKey]:
         keys: list[MessageKey] = []
-        for list_id in list_ids:
-            table = self.extractor.messages(list_id)
+        for list_id, table in zip(list_ids, self.extractor.messages_of(list_ids), strict=True):
             self._emit(MESSAGES, table)
             msg_ids = column_ints(table, "MsgID")
             keys += zip(table.column("SendDate").to_pylist(), msg_ids, strict=True)
