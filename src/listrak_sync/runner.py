@@ -43,6 +43,7 @@ from dlt.extract.source import DltSource
 from listrak_sync.config import Settings
 from listrak_sync.destinations import (
     DEFAULT_DATASET,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_LOCK_WAIT_SECONDS,
     Target,
     check_dataset_name,
@@ -54,6 +55,7 @@ from listrak_sync.engine import RunMode
 from listrak_sync.errors import ConfigError, ListrakSyncError
 from listrak_sync.extract import Extractor
 from listrak_sync.locks import run_lock
+from listrak_sync.process import release_free_memory
 from listrak_sync.progress import RunProgress
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.source import build_source
@@ -139,6 +141,7 @@ def replicate(
     full_refresh: bool = False,
     progress: RunProgress | None = None,
     lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS,
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
     clock: Callable[[], datetime] | None = None,
     run_pipeline: Callable[[dlt.Pipeline, DltSource], object] | None = None,
 ) -> RunSummary:
@@ -156,6 +159,7 @@ def replicate(
         full_refresh: re-pull and replace everything, even where an incremental run would do.
         progress: told the run's phases, planned work and rows as they happen.
         lock_wait_seconds: how long to wait while another process holds the DuckDB file.
+        duckdb_memory_limit: DuckDB's ``memory_limit`` during the run (``duckdb`` only).
         clock: the current time, aware (default: the system clock); the simulator's in tests.
         run_pipeline: runs the pipeline on the source in place of the extract, normalize and
             load steps here (the Dagster assets hand both to dagster-dlt); the lock, working
@@ -172,6 +176,7 @@ def replicate(
     check_dataset_name(dataset)
     shard = settings.list_ids
     target = resolve_target(destination, duckdb_path=duckdb_path, lock_wait_seconds=lock_wait_seconds,
+                            duckdb_memory_limit=duckdb_memory_limit,
                             staging_layout=f"%s_staging_{shard_tag(shard)}" if shard else None)
     if shard and not target.incremental:
         raise ConfigError(
@@ -210,8 +215,10 @@ def replicate(
                 _step("", target, lambda: run_pipeline(pipeline, source))
             else:
                 _step("extract", target, lambda: pipeline.extract(source))
+                release_free_memory()
                 progress.phase("normalize")
                 _step("normalize", target, pipeline.normalize)
+                release_free_memory()
                 progress.phase("load")
                 _step("load", target, lambda: _load(pipeline, one_writer=target.name == "duckdb"))
             progress.phase("done")
@@ -328,6 +335,11 @@ def _unwrap(exc: BaseException, *, step: str | None = None, target: Target | Non
                 f"Cannot use the {destination} destination: {_first_line(current.__cause__ or current)}. "
                 f"Check its host, port, database and role in DESTINATION__{destination.upper()}__CREDENTIALS."
             )
+        if destination == "duckdb" and "Out of Memory Error" in str(current):
+            return ListrakSyncError(
+                "DuckDB ran out of the memory it may use while loading (duckdb_memory_limit). Raise it, "
+                "e.g. LISTRAK_DUCKDB_MEMORY_LIMIT=256MB, and run again; every table holds its last complete load."
+            )
     failed = step or getattr(exc, "step", "run")
     inner = getattr(exc, "exception", exc)
     return ListrakSyncError(
@@ -389,6 +401,12 @@ class _DltRecords(logging.Filter):
         self.target = logging.getLogger("listrak_sync.dlt")
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.level > logging.DEBUG:
+            # The run ends in one line of its own that names the cause; dlt's tracebacks, and
+            # its notices of a job it will retry, are for --debug.
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+            if record.getMessage().startswith("Transient exception in job"):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
         if record.levelno >= self.level and not _expected_notice(record):
             self.target.handle(record)
         return False  # dlt's own handler never prints

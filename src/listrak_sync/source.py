@@ -320,7 +320,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
 
 # Rows handed to dlt at a time. dlt checks every yielded item against the schema, and most
 # messages have a few rows: yielding per message cost ~20% of a medium run's CPU (~4,000 items).
-BATCH_ROWS = 50_000
+BATCH_ROWS = 20_000
 
 
 def _passing(
