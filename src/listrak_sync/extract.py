@@ -66,7 +66,7 @@ def stamp(stream: Stream, table: pa.Table, object_id: int) -> pa.Table:
     if key is None or key.name in table.column_names:
         return table
     field = arrow_schema(stream).field(key.name)
-    return table.add_column(0, field, pa.array([object_id] * table.num_rows, field.type))
+    return table.add_column(0, field, pa.repeat(pa.scalar(object_id, field.type), table.num_rows))
 
 
 @dataclass

@@ -98,7 +98,7 @@ class ListrakClient:
         # Answers are decoded (parsed, read into Arrow) a few at a time, however many requests
         # are in flight: under the GIL more decoders are not faster, and each holds a whole
         # page's XML tree and values (about 6 MiB for 2,500 clicks).
-        self._decoding = threading.BoundedSemaphore(max(1, min(settings.concurrency, os.cpu_count() or 1)))
+        self._decoding = threading.BoundedSemaphore(max(1, min(settings.concurrency, _usable_cpus())))
 
     def __enter__(self) -> ListrakClient:
         return self
@@ -265,8 +265,9 @@ class ListrakClient:
             except TimedOutError:
                 slot.overloaded()
                 raise
-            log.debug("%s %s -> HTTP %d, %d bytes in %.0f ms", operation, _loggable(params), reply.status,
-                      len(reply.body), (time.perf_counter() - started) * 1000)
+            if log.isEnabledFor(logging.DEBUG):  # formatting the parameters costs more than the check
+                log.debug("%s %s -> HTTP %d, %d bytes in %.0f ms", operation, _loggable(params), reply.status,
+                          len(reply.body), (time.perf_counter() - started) * 1000)
             if reply.status in (429, 503):
                 slot.overloaded()
                 raise overloaded(operation, reply)
@@ -308,6 +309,13 @@ class ListrakClient:
         error.args = tuple(self._redact(arg) if isinstance(arg, str) else arg for arg in error.args)
         if error.__suppress_context__:
             error.__context__ = None  # a parser's message may quote an echoed password verbatim
+
+
+def _usable_cpus() -> int:
+    # The CPUs this process may run on (a container's share), not the host's count.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _loggable(params: Mapping[str, Any]) -> str:
