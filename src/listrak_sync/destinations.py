@@ -36,7 +36,6 @@ from typing import Any, TypeVar
 
 import duckdb
 from dlt.common.destination.reference import Destination
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
@@ -124,8 +123,8 @@ def resolve_target(
                 "Give a number and a unit, such as 32MB or 2GB."
             )
         path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH, lock_wait_seconds=lock_wait_seconds)
-        credentials = DuckDbCredentials(str(path), global_config={"memory_limit": duckdb_memory_limit.strip()})
-        return Target(AtomicDuckDb(credentials=credentials, replace_strategy=REPLACE_STRATEGY,
+        return Target(AtomicDuckDb(credentials=str(path), replace_strategy=REPLACE_STRATEGY,
+                                   memory_limit=duckdb_memory_limit.strip(),
                                    destination_name="duckdb", lock_wait_seconds=lock_wait_seconds, **staging),
                       "duckdb", str(path), True)
     options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY, **staging}
@@ -263,9 +262,15 @@ class _CatalogQualifiedSqlClient(_Watched, DuckDbSqlClient):
     (up to ``lock_wait_seconds``) while another process holds the file."""
 
     lock_wait_seconds = 0.0
+    memory_limit: str | None = None
 
     def open_connection(self) -> Any:
-        return waiting_for_lock(super().open_connection, self.credentials.database, self.lock_wait_seconds)
+        connection = waiting_for_lock(super().open_connection, self.credentials.database, self.lock_wait_seconds)
+        if self.memory_limit:
+            # On every connection dlt opens (each step opens its own), so the file path stays
+            # plain credentials that a user's dlt configuration can still add to.
+            connection.execute("SET GLOBAL memory_limit = ?", [self.memory_limit])
+        return connection
 
     def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
         # DuckDB names a file's catalog after the file name up to its first dot.
@@ -279,6 +284,7 @@ class _CatalogQualifiedSqlClient(_Watched, DuckDbSqlClient):
 
 class _AtomicDuckDbClient(DuckDbClient):
     lock_wait_seconds = 0.0
+    memory_limit: str | None = None
 
     def __init__(self, schema: Any, config: Any, capabilities: Any) -> None:
         super().__init__(schema, config, capabilities)
@@ -287,6 +293,7 @@ class _AtomicDuckDbClient(DuckDbClient):
             base.dataset_name, base.staging_dataset_name, config.credentials, capabilities
         )
         sql_client.lock_wait_seconds = self.lock_wait_seconds
+        sql_client.memory_limit = self.memory_limit
         self.sql_client = sql_client
 
 
@@ -296,10 +303,14 @@ class AtomicDuckDb(duckdb_factory):
     Args:
         lock_wait_seconds: how long to wait for another process that holds the file open
             (DuckDB allows one writer; two runs into different datasets of one file take turns).
+        memory_limit: DuckDB's ``memory_limit`` on every connection (None: DuckDB's default).
     """
 
-    def __init__(self, *, lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, **options: Any) -> None:
+    def __init__(
+        self, *, lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, memory_limit: str | None = None, **options: Any
+    ) -> None:
         self.lock_wait_seconds = lock_wait_seconds
+        self.memory_limit = memory_limit
         super().__init__(**options)
 
     def _raw_capabilities(self) -> Any:
@@ -309,7 +320,8 @@ class AtomicDuckDb(duckdb_factory):
 
     @property
     def client_class(self) -> Any:
-        return type("AtomicDuckDbClient", (_AtomicDuckDbClient,), {"lock_wait_seconds": self.lock_wait_seconds})
+        return type("AtomicDuckDbClient", (_AtomicDuckDbClient,),
+                    {"lock_wait_seconds": self.lock_wait_seconds, "memory_limit": self.memory_limit})
 
 
 def _watched_postgres(**options: Any) -> Destination:
