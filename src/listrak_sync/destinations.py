@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import duckdb
 from dlt.common.destination.reference import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
 from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
@@ -123,7 +124,7 @@ def resolve_target(
                 "Give a number and a unit, such as 32MB or 2GB."
             )
         path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH, lock_wait_seconds=lock_wait_seconds)
-        return Target(AtomicDuckDb(credentials=str(path), replace_strategy=REPLACE_STRATEGY,
+        return Target(AtomicDuckDb(credentials=_duckdb_credentials(path), replace_strategy=REPLACE_STRATEGY,
                                    memory_limit=duckdb_memory_limit.strip(),
                                    destination_name="duckdb", lock_wait_seconds=lock_wait_seconds, **staging),
                       "duckdb", str(path), True)
@@ -153,6 +154,14 @@ def _can_merge(factory: Destination) -> bool:
     if factory.destination_name == "filesystem":
         return False
     return "delete-insert" in (factory.capabilities().supported_merge_strategies or [])
+
+
+def _duckdb_credentials(path: Path) -> DuckDbCredentials:
+    # The path set as a field, not given as text: dlt parses text as a connection string with
+    # SQLAlchemy when it is installed (the Dagster extra brings it), importing all of it (+30 MiB).
+    credentials = DuckDbCredentials()
+    credentials.database = str(path)
+    return credentials
 
 
 def duckdb_file(path: str, *, lock_wait_seconds: float = 0.0) -> Path:
