@@ -276,8 +276,7 @@ class _CatalogQualifiedSqlClient(_Watched, DuckDbSqlClient):
     def open_connection(self) -> Any:
         connection = waiting_for_lock(super().open_connection, self.credentials.database, self.lock_wait_seconds)
         if self.memory_limit:
-            # On every connection dlt opens (each step opens its own), so the file path stays
-            # plain credentials that a user's dlt configuration can still add to.
+            # On every connection dlt opens: each step (sync, load) opens its own.
             connection.execute("SET GLOBAL memory_limit = ?", [self.memory_limit])
         return connection
 
