@@ -51,8 +51,9 @@ DEFAULT_DATASET = "listrak"
 DEFAULT_LOCK_WAIT_SECONDS = 60.0
 # DuckDB's buffer pool during a load (it spills to ``<file>.tmp`` beyond it). DuckDB's own
 # default is 80% of RAM, and it took it: inserting 2.4M opens from Parquet peaked 180 MiB above
-# the process; 118 MiB at 128MB, 75 at 64MB, 42 at 32MB, for 1.9x the insert time at 32MB
-# (``benchmarks/run.py --large``: the whole load 6.7 s -> ~9 s, peak RSS 406 -> ~300 MiB).
+# the process; 118 MiB at 128MB, 75 at 64MB, 42 at 32MB, for 1.9x the insert time at 32MB.
+# ``benchmarks/run.py --large``: the whole load 6.7 s -> about 10 s, peak RSS 406 -> 266 MiB
+# with the other memory bounds. 16MB ran out on 600,000 rows of 0.5 KB; 32MB did not.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "32MB"
 _DUCKDB_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 REPLACE_STRATEGY = "insert-from-staging"

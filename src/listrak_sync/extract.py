@@ -178,8 +178,6 @@ class Extractor:
             The errors of :meth:`messages`; the calls not yet started are dropped.
         """
         reaches = reaches or {}
-        if len(list_ids) <= 1:
-            return [self.messages(list_id, reach=reaches.get(list_id)) for list_id in list_ids]
         pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="listrak-messages")
         try:
             futures = [pool.submit(self.messages, list_id, reach=reaches.get(list_id)) for list_id in list_ids]

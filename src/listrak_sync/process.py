@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+from typing import Any
 
 import pyarrow as pa
 
@@ -40,21 +41,25 @@ def release_free_memory() -> None:
     freed pages would otherwise stay in the heap under the load's peak: about 20 MiB on a
     medium run, 37 on large.
     """
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return
-    trim(0)
+    trim = _glibc("malloc_trim")
+    if trim is not None:
+        trim(0)
 
 
 def _limit_malloc_arenas() -> None:
+    mallopt = _glibc("mallopt")
+    if mallopt is not None:
+        mallopt(_M_ARENA_MAX, _ARENAS)
+
+
+def _glibc(name: str) -> Any:
+    """glibc's function ``name``, or None where there is none (macOS, musl)."""
     # The process's own symbols include libc's; ctypes.util.find_library would run ldconfig
     # in a subprocess at every start.
     try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
-        return
-    mallopt(_M_ARENA_MAX, _ARENAS)
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
 
 
 __all__ = ["release_free_memory", "tune_for_bulk_work"]

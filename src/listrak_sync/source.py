@@ -320,6 +320,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
 
 # Rows handed to dlt at a time. dlt checks every yielded item against the schema, and most
 # messages have a few rows: yielding per message cost ~20% of a medium run's CPU (~4,000 items).
+# 50,000 held about 15 MiB more of the extract's peak than 20,000, for 3% less CPU.
 BATCH_ROWS = 20_000
 
 
