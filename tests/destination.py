@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from listrak_sync.docs import column_name
+from listrak_sync.cli.docs import column_name
 from listrak_sync.streams import STREAMS_BY_NAME, ColumnType, Stream
 
 EXPECTED_DUCKDB_TYPES = {

@@ -23,7 +23,7 @@ from test_hostile_http import HostileServer
 from test_redaction import echoes
 
 from listrak_sync.errors import ConfigError
-from listrak_sync.run_settings import account_names, gather, select_accounts
+from listrak_sync.pipeline.run_settings import account_names, gather, select_accounts
 from listrak_sync.simulator import Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES
@@ -261,7 +261,7 @@ def test_the_readmes_many_accounts_example_works_as_written(tmp_path: Path) -> N
     import tomlkit
     from test_readme_as_written import code_blocks, commands, sh, user_env
 
-    from listrak_sync.config import parse_start_date
+    from listrak_sync.settings import parse_start_date
 
     text = readme_subsection("Many accounts")
     files = {}

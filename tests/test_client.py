@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 import requests
 
-from listrak_sync.config import Settings
 from listrak_sync.errors import (
     InvalidLogonError,
     ListrakSyncError,
@@ -36,6 +35,7 @@ from listrak_sync.errors import (
     TransportError,
     WrongEndpointError,
 )
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.soap.client import ListrakClient

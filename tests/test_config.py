@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from listrak_sync.config import (
+from listrak_sync.errors import ConfigError
+from listrak_sync.settings import (
     PRODUCTION_ENDPOINT,
     Secret,
     Settings,
@@ -15,7 +16,6 @@ from listrak_sync.config import (
     parse_start_date,
     parse_tables,
 )
-from listrak_sync.errors import ConfigError
 from listrak_sync.streams import STREAM_NAMES
 
 PASSWORD = "p@ss<&>word-only-here"

@@ -1,9 +1,9 @@
-"""The Dagster assets (`listrak_sync.dagster`) against the simulator: every asset materialized
+"""The Dagster assets (`listrak_sync.integrations.dagster`) against the simulator: every asset materialized
 equals the ground truth in DuckDB, per account partition too, with the run summary as metadata.
 
 Most tests materialize in-process (``dagster.materialize``) with settings from the environment
 (dlt reads environment variables live; ``.dlt`` files only once per process). One runs the
-command the README shows, ``dagster asset materialize -m listrak_sync.dagster --select '*'``,
+command the README shows, ``dagster asset materialize -m listrak_sync.integrations.dagster --select '*'``,
 as a subprocess with its own DAGSTER_HOME, and compares its wall time with ``listrak-sync run``.
 """
 
@@ -22,8 +22,8 @@ import dagster
 import pytest
 from destination import assert_matches_truth, read_duckdb
 
-import listrak_sync.dagster
-from listrak_sync.dagster import asset_key, build_defs
+import listrak_sync.integrations.dagster
+from listrak_sync.integrations.dagster import asset_key, build_defs
 from listrak_sync.simulator import Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
@@ -157,7 +157,7 @@ def test_a_failed_run_is_a_one_line_failure_without_the_password(settings_env: p
 
 
 def test_the_dagster_command_as_written_fills_the_destination(sim: Simulator, tmp_path: Path) -> None:
-    """`dagster asset materialize -m listrak_sync.dagster --select '*'`, and its overhead over the CLI."""
+    """`dagster asset materialize -m listrak_sync.integrations.dagster --select '*'`, and its overhead over the CLI."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -165,7 +165,7 @@ def test_the_dagster_command_as_written_fills_the_destination(sim: Simulator, tm
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", DAGSTER_HOME=str(home), LISTRAK_ENDPOINT=sim.url,
                LISTRAK_START_DATE=START, LISTRAK_USERNAME=EVERYONE.username, LISTRAK_PASSWORD=EVERYONE.password)
     seconds = {}
-    for name, command in (("dagster", "dagster asset materialize -m listrak_sync.dagster --select '*'"),
+    for name, command in (("dagster", "dagster asset materialize -m listrak_sync.integrations.dagster --select '*'"),
                           ("cli", "listrak-sync run")):
         where = tmp_path / name
         where.mkdir()
@@ -187,7 +187,8 @@ def test_the_readmes_schedule_asks_for_one_run_per_account(settings_env: pytest.
     (code,) = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
                if block.startswith("# orchestration.py")]
     with_accounts(settings_env, brand_a=BRAND_A, brand_b=BRAND_B)
-    importlib.reload(listrak_sync.dagster)  # its `defs`, as a process started with these settings builds it
+    # its `defs`, as a process started with these settings builds it
+    importlib.reload(listrak_sync.integrations.dagster)
     namespace: dict[str, Any] = {}
     exec(compile(code, "orchestration.py", "exec"), namespace)
     defs = namespace["defs"]

@@ -26,7 +26,7 @@ from destination import (
     read_duckdb,
 )
 
-from listrak_sync.docs import column_name
+from listrak_sync.cli.docs import column_name
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS

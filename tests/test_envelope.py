@@ -9,8 +9,8 @@ import pytest
 import xmlschema
 from lxml import etree
 
-from listrak_sync.config import Secret
 from listrak_sync.errors import ConfigError
+from listrak_sync.settings import Secret
 from listrak_sync.soap.envelope import (
     CONTENT_TYPE,
     REQUEST_FIELDS,

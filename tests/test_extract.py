@@ -18,9 +18,9 @@ import pyarrow as pa
 import pytest
 from destination import normalize
 
-from listrak_sync.config import Settings
 from listrak_sync.errors import ConfigError, ServerFaultError
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, date_windows
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.soap.client import ListrakClient

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 
-from listrak_sync.config import Settings
 from listrak_sync.errors import (
     EXIT_CONFIG,
     EXIT_ERROR,
@@ -30,6 +29,7 @@ from listrak_sync.errors import (
     TransportError,
     WrongEndpointError,
 )
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.soap.client import ListrakClient
@@ -327,7 +327,7 @@ def test_tap_test_says_a_web_page_is_not_the_service_exit_2(
     config.write_text(json.dumps({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD,
                                   "start_date": "2024-01-01", "endpoint": page.url}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
-    result = subprocess.run([sys.executable, "-m", "listrak_sync.tap", "--config", str(config), "--test"],
+    result = subprocess.run([sys.executable, "-m", "listrak_sync.singer", "--config", str(config), "--test"],
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == EXIT_CONFIG, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING")]

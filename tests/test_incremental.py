@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from destination import assert_matches_truth, read_duckdb
 
-from listrak_sync.config import Settings
-from listrak_sync.runner import RunSummary, replicate
+from listrak_sync.pipeline.runner import RunSummary, replicate
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES

@@ -33,9 +33,9 @@ import psycopg2
 import pytest
 from destination import normalize, read_duckdb
 
-from listrak_sync.config import Settings
-from listrak_sync.destinations import COUNT_STATEMENTS, KILL_AT_STATEMENT
-from listrak_sync.runner import replicate
+from listrak_sync.pipeline.destinations import COUNT_STATEMENTS, KILL_AT_STATEMENT
+from listrak_sync.pipeline.runner import replicate
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from listrak_sync.config import Settings
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.soap.client import ListrakClient

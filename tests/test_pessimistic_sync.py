@@ -19,8 +19,8 @@ import psycopg2
 import pytest
 from destination import normalize, read_duckdb
 
-from listrak_sync.config import Settings
-from listrak_sync.runner import RunSummary, replicate
+from listrak_sync.pipeline.runner import RunSummary, replicate
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME, ColumnType
@@ -165,8 +165,8 @@ def test_a_table_subset_run_keeps_the_other_tables_plan(tmp_path: Path) -> None:
 _KILLABLE_RUN = """
 import sys
 from datetime import datetime
-from listrak_sync.config import Settings
-from listrak_sync.runner import replicate
+from listrak_sync.settings import Settings
+from listrak_sync.pipeline.runner import replicate
 endpoint, zone, kind, where, dataset, now, username, password, start = sys.argv[1:10]
 settings = Settings.from_mapping({"username": username, "password": password, "start_date": start,
                                   "endpoint": endpoint, "source_timezone": zone})

@@ -13,7 +13,8 @@ import pytest
 from test_extract import extract_all, settings_for
 
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor
-from listrak_sync.progress import RunProgress, describe, display, format_duration
+from listrak_sync.pipeline.display import describe, display, format_duration
+from listrak_sync.progress import RunProgress
 from listrak_sync.simulator import Simulator
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, get_stream

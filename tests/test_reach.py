@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from listrak_sync.reach import ONE_WINDOW_MESSAGES, MessageReach, message_reach, record_reach
+from listrak_sync.engine.reach import ONE_WINDOW_MESSAGES, MessageReach, message_reach, record_reach
 
 START = datetime(2000, 1, 1, tzinfo=timezone.utc)
 READ = datetime(2026, 5, 1, tzinfo=timezone.utc)

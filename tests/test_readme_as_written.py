@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from destination import assert_matches_truth, read_duckdb
 
-from listrak_sync.config import parse_start_date
+from listrak_sync.settings import parse_start_date
 from listrak_sync.simulator import Simulator, User
 
 README = (Path(__file__).parent.parent / "README.md").read_text()

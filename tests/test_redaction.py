@@ -107,7 +107,7 @@ def test_tap_debug_test_never_shows_an_echoed_password(echo_server: HostileServe
     config.write_text(json.dumps({"username": "canary-user", "password": CANARY, "start_date": "2024-01-01",
                                   "endpoint": echo_server.url, "max_retries": 1, "backoff_base": 0.01,
                                   "backoff_max": 0.02}))
-    result = subprocess.run([sys.executable, "-m", "listrak_sync.tap", "--config", str(config), "--test", "--debug"],
+    result = subprocess.run([sys.executable, "-m", "listrak_sync.singer", "--config", str(config), "--test", "--debug"],
                             capture_output=True, text=True, env=clean_env(), cwd=tmp_path, timeout=120)
     assert_redacted(result, echo_server)
 

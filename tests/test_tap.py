@@ -37,13 +37,13 @@ from tap_helpers import (
     write_json,
 )
 
-from listrak_sync.engine import EDGE
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.simulator.render import format_datetime
 from listrak_sync.singer.catalog import discover
 from listrak_sync.singer.state import BOOKMARK_FIELDS
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
+from listrak_sync.time import EDGE
 
 RANGE_STREAMS = ("message_bounces", "message_clicks", "message_opens", "message_reads", "message_unsubs")
 LOOKBACK = timedelta(hours=48)  # lookback_hours' default

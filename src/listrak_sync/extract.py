@@ -20,14 +20,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from listrak_sync.config import Settings
-from listrak_sync.engine import ServiceClock, date_windows, utc
+from listrak_sync.engine.reach import MessageReach
 from listrak_sync.errors import ConfigError, ObjectRefusedError
 from listrak_sync.progress import RunProgress
-from listrak_sync.reach import MessageReach
+from listrak_sync.settings import Settings
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.soap.parse import arrow_schema
 from listrak_sync.streams import RequestKind, Stream, children_of, get_stream
+from listrak_sync.time import ServiceClock, date_windows, utc
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Extractor:
             list_id: the list.
             start: an instant (aware) or a service wall time (naive), like the start date.
             reach: ask from ``reach.ask_from`` only, in one window if it says so
-                (:mod:`listrak_sync.reach`); rows are still those from ``start`` on.
+                (:mod:`listrak_sync.engine.reach`); rows are still those from ``start`` on.
         """
         since = self._since(start)
         first, end = self._range(reach.ask_from if reach else start)

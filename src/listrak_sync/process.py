@@ -2,7 +2,7 @@
 
 A library user's process is theirs to tune; ``listrak-sync`` and ``tap-listrak`` own theirs.
 Measured on a full ``medium`` run (``benchmarks/run.py``): peak RSS 360-388 MiB before,
-about 250 after, with the loader's settings in :mod:`listrak_sync.runner`.
+about 250 after, with the loader's settings in :mod:`listrak_sync.pipeline.runner`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The JSON form has the keys the Meltano SDK's ``--about --format=json`` has (``na
 ``description``, ``version``, ``capabilities``, ``settings`` as a JSON schema), so Meltano
 and MeltanoHub can read it; the Markdown form is for people. Settings are the keys
 ``singer-io/tap-listrak`` reads (``username``, ``password``, ``start_date``, ``interval_days``)
-plus our optional tuning keys, with the defaults of :class:`~listrak_sync.config.Settings`, and
+plus our optional tuning keys, with the defaults of :class:`~listrak_sync.settings.Settings`, and
 the tap's own :data:`TAP_OPTIONS` (``typed_event_dates``).
 """
 
@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from listrak_sync import __version__
-from listrak_sync.config import START_DATE_FORMS, Settings
+from listrak_sync.settings import START_DATE_FORMS, Settings
 
 NAME = "tap-listrak"
 DESCRIPTION = (

@@ -44,12 +44,11 @@ from typing import Any
 import pyarrow as pa
 
 from listrak_sync import __version__
-from listrak_sync.config import Settings
-from listrak_sync.engine import ServiceClock, utc
 from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.process import tune_for_bulk_work
+from listrak_sync.settings import Settings
 from listrak_sync.singer.about import NAME, REQUIRED, TAP_OPTIONS, about, about_markdown, tap_settings
 from listrak_sync.singer.catalog import Selection, discover, read_selection, stream_as_sent
 from listrak_sync.singer.output import SingerWriter
@@ -57,6 +56,7 @@ from listrak_sync.singer.state import TapState
 from listrak_sync.singer.sync import TapSync
 from listrak_sync.soap.client import ListrakClient, Scope, unreachable_is_config
 from listrak_sync.streams import Stream
+from listrak_sync.time import ServiceClock, utc
 
 log = logging.getLogger(__name__)
 DISTRIBUTION = "listrak-sync"

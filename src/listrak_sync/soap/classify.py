@@ -18,7 +18,6 @@ from http import HTTPStatus
 
 from lxml import etree
 
-from listrak_sync.config import PRODUCTION_ENDPOINT
 from listrak_sync.errors import (
     InvalidLogonError,
     ListrakSyncError,
@@ -31,6 +30,7 @@ from listrak_sync.errors import (
     ServiceUnavailableError,
     WrongEndpointError,
 )
+from listrak_sync.settings import PRODUCTION_ENDPOINT
 from listrak_sync.soap.parse import SOAP11_ENV, SOAP12_ENV, SoapFault
 from listrak_sync.soap.transport import Reply
 

@@ -31,7 +31,6 @@ import pyarrow as pa
 import requests
 from lxml import etree
 
-from listrak_sync.config import Settings
 from listrak_sync.errors import (
     AccessError,
     ConfigError,
@@ -42,6 +41,7 @@ from listrak_sync.errors import (
     TransientError,
     TransportError,
 )
+from listrak_sync.settings import Settings
 from listrak_sync.soap.classify import Scope, classify_fault, not_soap, overloaded, public_type
 from listrak_sync.soap.envelope import REQUEST_KINDS, build_envelope, request_headers
 from listrak_sync.soap.limiter import AdaptiveLimiter

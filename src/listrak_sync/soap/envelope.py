@@ -14,8 +14,8 @@ from typing import Any
 
 from lxml import etree
 
-from listrak_sync.config import Secret
 from listrak_sync.errors import ConfigError
+from listrak_sync.settings import Secret
 from listrak_sync.streams import NAMESPACE, STREAMS, RequestKind
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"

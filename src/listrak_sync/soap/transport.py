@@ -42,8 +42,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from listrak_sync.config import Settings
 from listrak_sync.errors import MalformedResponseError, ResponseTooLargeError, TransportError
+from listrak_sync.settings import Settings
 from listrak_sync.soap.stats import ClientStats
 
 # Big enough to keep Python's per-chunk overhead negligible, small enough that the size cap

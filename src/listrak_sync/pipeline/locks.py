@@ -18,8 +18,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from listrak_sync.destinations import Target
 from listrak_sync.errors import ConfigError
+from listrak_sync.pipeline.destinations import Target
 
 
 @contextmanager

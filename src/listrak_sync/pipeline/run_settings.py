@@ -29,14 +29,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
-from listrak_sync.destinations import (
+from listrak_sync.errors import ConfigError
+from listrak_sync.pipeline.destinations import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_DUCKDB_PATH,
     DEFAULT_LOCK_WAIT_SECONDS,
 )
-from listrak_sync.errors import ConfigError
+from listrak_sync.settings import PRODUCTION_ENDPOINT, Settings
 
 SECTION = ("sources", "listrak")
 ACCOUNTS = "accounts"

@@ -24,7 +24,6 @@ from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
-from listrak_sync.config import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.engine import (
     DELETED_COLUMN,
     PLAN_COLUMNS,
@@ -35,8 +34,9 @@ from listrak_sync.engine import (
     run_mode,
     stream_modes,
 )
+from listrak_sync.engine.reach import message_reach, record_reach
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
-from listrak_sync.reach import message_reach, record_reach
+from listrak_sync.settings import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, ColumnType, Stream
 
@@ -163,7 +163,7 @@ class _Run:
 
     def messages(self, list_ids: Sequence[int]) -> list[pa.Table]:
         """The lists' messages, asked concurrently and only where the plan does not know the
-        answer (see :mod:`listrak_sync.reach`)."""
+        answer (see :mod:`listrak_sync.engine.reach`)."""
         settings, now = self.settings, self.extractor.now()
         reaches = {list_id: message_reach(self.plan, list_id, start=self.start, now=now,
                                           interval_days=settings.interval_days,
@@ -403,7 +403,7 @@ def listrak_source(
         concurrency: most requests in flight at once.
         list_ids: replicate only these lists (default: every list the user can see).
         full_refresh: replace every table even where an incremental run would do.
-        options: any further :class:`~listrak_sync.config.Settings` field by name.
+        options: any further :class:`~listrak_sync.settings.Settings` field by name.
 
     Returns:
         Nine resources, one per table; use ``.with_resources(...)`` to pick some.

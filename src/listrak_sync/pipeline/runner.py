@@ -4,7 +4,7 @@ What a run guarantees (each point is tested by killing runs at every load statem
 
 - **Each table lands whole.** Rows load into a staging dataset first, then each destination
   table is replaced (or, in an incremental run, merged) from it in one transaction
-  (see :mod:`listrak_sync.destinations` for DuckDB). A run killed at any point leaves every
+  (see :mod:`listrak_sync.pipeline.destinations` for DuckDB). A run killed at any point leaves every
   table as the last complete load or the new one, never half of either.
 - **The plan lives with the data.** The incremental plan is dlt state, stored in the
   destination in the same load as the rows and read back only from loads that completed.
@@ -40,8 +40,10 @@ from dlt.common.destination.reference import Destination
 from dlt.destinations.exceptions import DatabaseUndefinedRelation, DestinationConnectionError
 from dlt.extract.source import DltSource
 
-from listrak_sync.config import Settings
-from listrak_sync.destinations import (
+from listrak_sync.engine import RunMode
+from listrak_sync.errors import ConfigError, ListrakSyncError
+from listrak_sync.extract import Extractor
+from listrak_sync.pipeline.destinations import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_LOCK_WAIT_SECONDS,
@@ -51,14 +53,12 @@ from listrak_sync.destinations import (
     lock_error,
     resolve_target,
 )
-from listrak_sync.engine import RunMode
-from listrak_sync.errors import ConfigError, ListrakSyncError
-from listrak_sync.extract import Extractor
-from listrak_sync.locks import run_lock
+from listrak_sync.pipeline.locks import run_lock
+from listrak_sync.pipeline.source import build_source
 from listrak_sync.process import release_free_memory
 from listrak_sync.progress import RunProgress
+from listrak_sync.settings import Settings
 from listrak_sync.soap.client import ListrakClient
-from listrak_sync.source import build_source
 from listrak_sync.streams import STREAM_NAMES
 
 log = logging.getLogger(__name__)

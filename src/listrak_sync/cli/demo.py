@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import duckdb
 
-from listrak_sync.config import Settings
-from listrak_sync.runner import DEFAULT_DATASET, RunSummary, replicate
+from listrak_sync.pipeline.runner import DEFAULT_DATASET, RunSummary, replicate
+from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 

@@ -44,79 +44,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from listrak_sync.streams import STREAMS, Stream
+from listrak_sync.time import utc
 
 PLAN_VERSION = 2
 # Rows with this column true delete every row of their MsgID in a merge and are never stored.
 DELETED_COLUMN = "_dlt_deleted"
 # The message columns a plan reads: list, key, send date, and every stream's counter.
 PLAN_COLUMNS = ("ListID", "MsgID", "SendDate", *sorted({s.counter for s in STREAMS if s.counter}))
-# Requests carry whole seconds and the service's bounds may be exclusive (REFERENCE.md §12.7):
-# every range is widened by this much at both ends, and the caller filters or de-duplicates.
-EDGE = timedelta(seconds=1)
-
-
-def utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime; a naive value is taken as UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-@dataclass(frozen=True)
-class ServiceClock:
-    """Converts between instants (aware UTC) and the service's wall time in ``zone``.
-
-    Args:
-        zone: the IANA name of the service's time zone (``Settings.source_timezone``).
-    """
-
-    zone: str = "UTC"
-
-    def instant(self, value: datetime) -> datetime:
-        """An instant from a value: naive values are service wall times, aware ones instants."""
-        if value.tzinfo is not None:
-            return value.astimezone(timezone.utc)
-        return value.replace(tzinfo=ZoneInfo(self.zone), fold=0).astimezone(timezone.utc)
-
-    def wall(self, instant: datetime) -> datetime:
-        """The service's naive wall time at ``instant`` (an aware value; naive is taken as UTC)."""
-        return utc(instant).astimezone(ZoneInfo(self.zone)).replace(tzinfo=None)
-
-    def request_range(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
-        """StartDate/EndDate (wall times, whole seconds) that surely include ``[start, end]``.
-
-        Widened by :data:`EDGE` at both ends, so that exclusive bounds lose nothing.
-        """
-        first = self.wall(start).replace(microsecond=0) - EDGE
-        last = self.wall(end)
-        last = last.replace(microsecond=0) + (EDGE * 2 if last.microsecond else EDGE)
-        return first, last
-
-
-def date_windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:
-    """Cut ``[start, end]`` into windows of at most ``days`` days that overlap by :data:`EDGE`.
-
-    Whether the service's bounds are inclusive is unknown (REFERENCE.md §12.7): with exclusive
-    bounds, windows that only shared an instant would lose a row exactly on it. Overlapping
-    windows may return such a row twice; the caller de-duplicates by key.
-
-    Returns:
-        ``(window_start, window_end)`` pairs; none if ``start`` is after ``end``.
-    """
-    windows: list[tuple[datetime, datetime]] = []
-    window_start = start
-    while window_start <= end:
-        window_end = min(window_start + timedelta(days=days), end)
-        windows.append((window_start, window_end))
-        if window_end >= end:
-            break
-        window_start = window_end - EDGE
-    return windows
 
 
 @dataclass(frozen=True)
@@ -353,16 +291,12 @@ class Planner:
 
 __all__ = [
     "DELETED_COLUMN",
-    "EDGE",
     "PLAN_COLUMNS",
     "PLAN_VERSION",
     "Planner",
     "RunMode",
-    "ServiceClock",
     "StreamMode",
     "current_plan",
-    "date_windows",
     "run_mode",
     "stream_modes",
-    "utc",
 ]

@@ -7,6 +7,7 @@ else. ``--debug`` adds tracebacks; the password is redacted from every log line 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -19,13 +20,11 @@ from typing import Any, TypeVar
 
 import click
 
-from listrak_sync.config import Settings
-from listrak_sync.docs import column_name, describe_streams
+from listrak_sync.cli.docs import column_name, describe_streams
 from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
-from listrak_sync.process import tune_for_bulk_work
-from listrak_sync.progress import RunProgress, display
-from listrak_sync.run_settings import (
+from listrak_sync.pipeline.display import display
+from listrak_sync.pipeline.run_settings import (
     ALL_ACCOUNTS,
     KEYS,
     RunTarget,
@@ -35,7 +34,10 @@ from listrak_sync.run_settings import (
     select_accounts,
     where_to_set,
 )
-from listrak_sync.runner import replicate
+from listrak_sync.pipeline.runner import replicate
+from listrak_sync.process import tune_for_bulk_work
+from listrak_sync.progress import RunProgress
+from listrak_sync.settings import Settings
 from listrak_sync.soap.client import ListrakClient, unreachable_is_config
 from listrak_sync.streams import STREAMS
 
@@ -223,7 +225,23 @@ def _logging_from(ctx: click.Context, debug: bool | None, verbose: bool | None) 
 # ---------------------------------------------------------------- commands
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose ``simulator`` command is imported only when it is asked for."""
+
+    _lazy = {"simulator": ("listrak_sync.simulator.cli", "simulator_command")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module, name = self._lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Log everything (password redacted) and show tracebacks.")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress at INFO level.")
 @click.version_option(package_name="listrak-sync")
@@ -378,19 +396,10 @@ def demo(ctx: click.Context, duckdb_path: str, scale: str) -> None:
     Example:
       listrak-sync demo --duckdb demo.duckdb
     """
-    from listrak_sync.demo import run_demo
+    from listrak_sync.cli.demo import run_demo
 
     with _errors(ctx.obj["debug"]):
         run_demo(duckdb_path=duckdb_path, scale=scale, echo=click.echo)
-
-
-def _mount_simulator() -> None:
-    from listrak_sync.simulator.cli import simulator_command
-
-    cli.add_command(simulator_command, "simulator")
-
-
-_mount_simulator()
 
 
 def main() -> None:

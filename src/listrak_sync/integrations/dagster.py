@@ -1,16 +1,16 @@
 """Dagster assets: one per table, loaded through dagster-dlt, partitioned by named account.
 
-    dagster asset materialize -m listrak_sync.dagster --select '*'
-    dagster asset materialize -m listrak_sync.dagster --select '*' --partition brand_a
+    dagster asset materialize -m listrak_sync.integrations.dagster --select '*'
+    dagster asset materialize -m listrak_sync.integrations.dagster --select '*' --partition brand_a
 
 ``defs`` comes from the same settings as ``listrak-sync run``, read by
-:func:`listrak_sync.run_settings.gather` in the directory Dagster runs in: ``LISTRAK_*``,
+:func:`listrak_sync.pipeline.run_settings.gather` in the directory Dagster runs in: ``LISTRAK_*``,
 ``SOURCES__LISTRAK__*``, ``[sources.listrak]`` and its named accounts in ``.dlt/*.toml``, and
 the destination's credentials the dlt way (``DESTINATION__POSTGRES__CREDENTIALS``). With named
 accounts the assets are partitioned by account, one run per account; without, they are not
 partitioned at all, so that the first command above needs no ``--partition``.
 
-Every materialization is :func:`listrak_sync.runner.replicate`'s run, with every guarantee of
+Every materialization is :func:`listrak_sync.pipeline.runner.replicate`'s run, with every guarantee of
 ``listrak-sync run`` (tables swapped in transactions, a fresh working folder, one writer per
 dataset, the plan read back from the destination): the runner builds the pipeline and the
 source, and hands both to dagster-dlt's ``DagsterDltResource.run`` in place of its own
@@ -43,14 +43,15 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.extract.source import DltSource
 from dlt.pipeline.pipeline import Pipeline
 
-from listrak_sync.config import Settings
 from listrak_sync.errors import ConfigError, ListrakSyncError, TransientError
 from listrak_sync.logs import RedactingFilter
-from listrak_sync.progress import RunProgress, display
-from listrak_sync.run_settings import RunTarget, account_names, gather, where_to_set
-from listrak_sync.runner import RunSummary, replicate
+from listrak_sync.pipeline.display import display
+from listrak_sync.pipeline.run_settings import RunTarget, account_names, gather, where_to_set
+from listrak_sync.pipeline.runner import RunSummary, replicate
+from listrak_sync.pipeline.source import build_source
+from listrak_sync.progress import RunProgress
+from listrak_sync.settings import Settings
 from listrak_sync.soap.client import ListrakClient, unreachable_is_config
-from listrak_sync.source import build_source
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
 
 GROUP = "listrak"
