@@ -27,7 +27,7 @@ from tap_helpers import REPO, TAP_LISTRAK_KEYS, TEXT_DATES, assert_records_match
 
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.render import format_datetime
-from listrak_sync.singer.state import BOOKMARK_FIELDS
+from listrak_sync.engine.state import BOOKMARK_FIELDS
 from listrak_sync.streams import STREAM_NAMES
 
 DEFAULT_MELTANO = REPO / ".venv" / "targets" / "meltano" / "bin" / "meltano"

@@ -41,7 +41,7 @@ from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, 
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.simulator.render import format_datetime
 from listrak_sync.singer.catalog import discover
-from listrak_sync.singer.state import BOOKMARK_FIELDS
+from listrak_sync.engine.state import BOOKMARK_FIELDS
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
 from listrak_sync.time import EDGE
 
@@ -357,7 +357,7 @@ def test_a_refused_list_is_skipped_and_the_rest_is_emitted(tmp_path: Path) -> No
 
 
 def test_state_time_format_is_rfc3339_utc() -> None:
-    from listrak_sync.singer.state import format_time, parse_time
+    from listrak_sync.engine.state import format_time, parse_time
 
     moment = datetime(2026, 6, 1, 12, 30, 5, 120000, tzinfo=timezone.utc)
     assert format_time(moment) == "2026-06-01T12:30:05.120000Z"

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Siz
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from listrak_sync.engine.reach import MessageReach
 from listrak_sync.errors import ConfigError, ObjectRefusedError
 from listrak_sync.progress import RunProgress
 from listrak_sync.settings import Settings
@@ -39,6 +38,23 @@ ACTIVITY_STREAMS: tuple[Stream, ...] = children_of("messages")
 # counter, else deliveries (sends have none). Only an order hint: largest first teaches the
 # client each operation's page size early (ListrakClient.iter_pages), so that fewer objects
 # need a final empty page. Nothing depends on the counters being right.
+# One activity work unit as the extractor takes it: (stream, MsgID, start; None: the start date).
+ActivityUnit = tuple[Stream, int, "datetime | None"]
+
+
+@dataclass(frozen=True)
+class MessageReach:
+    """Where one list's messages request begins, and whether one window covers the range.
+
+    Attributes:
+        ask_from: the instant to ask from (the start date, or the end of the list's quiet past).
+        one_window: ask for ``[ask_from, now]`` in one request instead of ``interval_days`` windows.
+    """
+
+    ask_from: datetime
+    one_window: bool = False
+
+
 _SIZE_HINTS = {stream.name: stream.counter or "DeliverCount" for stream in ACTIVITY_STREAMS}
 
 
@@ -280,6 +296,37 @@ class Extractor:
         for walk, page in self._walk_concurrently(self._activity_walks(tasks, first, end)):
             yield walk.stream, page
 
+    def activity_units(
+        self, units: Sequence[ActivityUnit], *, announced: bool = False
+    ) -> Iterator[tuple[Stream, int, pa.Table | None]]:
+        """Like :meth:`message_activity`, for units that each have their own start.
+
+        Args:
+            units: (stream, message, start) triples; a ``None`` start is the start date.
+            announced: the caller already told :attr:`progress` about these work units.
+
+        Yields:
+            ``(stream, msg_id, table)`` per non-empty page, and ``(stream, msg_id, None)`` once
+            a unit is over: every page of it was yielded before, or it was refused (then it is
+            in :meth:`refused_messages`).
+        """
+        for stream, _, _ in units:
+            if stream not in ACTIVITY_STREAMS:
+                raise ValueError(f"{stream.name} is not a per-message activity stream")
+        if not announced:
+            self.progress.add_units(len(units))
+        order = {(s.name, m): i for s, ids in self._hinted(units).items() for i, m in enumerate(ids)}
+        ranked = sorted(units, key=lambda u: order[(u[0].name, u[1])])
+        walks = (self._activity_walk(stream, msg_id, *self._range(start)) for stream, msg_id, start in ranked)
+        for walk, page in self._walk_concurrently(walks, report_done=True):
+            yield walk.stream, walk.object_id, page
+
+    def _hinted(self, units: Sequence[ActivityUnit]) -> dict[Stream, list[int]]:
+        by_stream: dict[Stream, list[int]] = {}
+        for stream, msg_id, _ in units:
+            by_stream.setdefault(stream, []).append(msg_id)
+        return {stream: self._largest_first(stream, ids) for stream, ids in by_stream.items()}
+
     def _planned_one_by_one(self, tasks: Iterable[tuple[Stream, int]]) -> Iterator[tuple[Stream, int]]:
         for task in tasks:
             self.progress.add_units(1)
@@ -289,10 +336,25 @@ class Extractor:
         self, tasks: Iterable[tuple[Stream, int]], first: datetime, end: datetime
     ) -> Iterator[_Walk]:
         for stream, msg_id in tasks:
-            params = request_params(stream, msg_id, first, end)
-            yield _Walk(stream, msg_id, self.client.iter_pages(stream, scope=("message", msg_id), **params))
+            yield self._activity_walk(stream, msg_id, first, end)
 
-    def _walk_concurrently(self, walks: Iterable[_Walk]) -> Iterator[tuple[_Walk, pa.Table]]:
+    def _activity_walk(self, stream: Stream, msg_id: int, first: datetime, end: datetime) -> _Walk:
+        params = request_params(stream, msg_id, first, end)
+        return _Walk(stream, msg_id, self.client.iter_pages(stream, scope=("message", msg_id), **params))
+
+    @overload
+    def _walk_concurrently(
+        self, walks: Iterable[_Walk], report_done: Literal[False] = False
+    ) -> Iterator[tuple[_Walk, pa.Table]]: ...
+
+    @overload
+    def _walk_concurrently(
+        self, walks: Iterable[_Walk], report_done: Literal[True]
+    ) -> Iterator[tuple[_Walk, pa.Table | None]]: ...
+
+    def _walk_concurrently(
+        self, walks: Iterable[_Walk], report_done: bool = False
+    ) -> Iterator[tuple[_Walk, pa.Table | None]]:
         """The pages of every walk, fetched by at most ``settings.concurrency`` workers.
 
         A task is one page, and only a small window of tasks is queued at a time, so at most
@@ -318,6 +380,8 @@ class Extractor:
                     page = future.result()
                     if page is None:
                         self.progress.unit_done(walk.stream.name, 0)
+                        if report_done:
+                            yield walk, None
                         continue
                     # The next page is asked for while this one is handed on.
                     pending[pool.submit(self._next_page, walk, stop)] = walk
@@ -394,7 +458,9 @@ def _first_per_key(table: pa.Table, key: str) -> pa.Table:
 
 __all__ = [
     "ACTIVITY_STREAMS",
+    "ActivityUnit",
     "Extractor",
+    "MessageReach",
     "arrow_schema",
     "date_windows",
     "request_params",

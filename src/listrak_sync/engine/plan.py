@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from listrak_sync.streams import STREAMS, Stream
@@ -198,26 +198,49 @@ class Planner:
 
     def to_fetch(self, stream: Stream) -> list[int]:
         """The message IDs whose ``stream`` rows must be fetched this run, in send order."""
-        if self.modes[stream.name].full:
-            return list(self.rows)
-        rechecked = self.rechecked_lists(stream)
-        return [m for m in self.rows if self.list_of[m] in rechecked or self._needs(stream, m)]
+        return list(self.reasons(stream))
 
-    def _needs(self, stream: Stream, msg_id: int) -> bool:
+    def reasons(self, stream: Stream) -> dict[int, str]:
+        """Each message whose ``stream`` rows must be fetched this run (in send order), and why."""
+        if self.modes[stream.name].full:
+            return dict.fromkeys(self.rows, self.modes[stream.name].reason)
+        rechecked = self.rechecked_lists(stream)
+        found: dict[int, str] = {}
+        for msg_id in self.rows:
+            reason = "list recheck due" if self.list_of[msg_id] in rechecked else self._needs(stream, msg_id)
+            if reason:
+                found[msg_id] = reason
+        return found
+
+    def last_fetch(self, stream: Stream, msg_id: int) -> datetime | None:
+        """When ``stream`` was last fetched for the message, if the plan knows."""
+        seen = self._seen(stream, msg_id)
+        return None if seen is None else datetime.fromtimestamp(seen[2], timezone.utc)
+
+    def _seen(self, stream: Stream, msg_id: int) -> list[int] | None:
+        entry = self._list(self.list_of[msg_id]).get("messages", {}).get(str(msg_id), {})
+        seen: list[int] | None = entry.get(stream.name)
+        return seen
+
+    def _needs(self, stream: Stream, msg_id: int) -> str | None:
         row = self.rows[msg_id]
-        seen = self._list(self.list_of[msg_id]).get("messages", {}).get(str(msg_id), {}).get(stream.name)
-        if seen is None or not self.trust_counters:
-            return True
+        seen = self._seen(stream, msg_id)
+        if seen is None:
+            return "new to the plan"
+        if not self.trust_counters:
+            return "counters not trusted"
         counter, moved_at, fetched_at = seen
         sent = _epoch(row["SendDate"])
         if stream.counter is None:
-            return self.now - sent < self.settle
+            return "recipients not yet final" if self.now - sent < self.settle else None
         if self.now - sent < self.lookback:
-            return True
+            return "sent within the lookback"
         if counter != row[stream.counter]:
-            return True
+            return "counter moved"
         # Counted before the last fetch, but perhaps not yet visible to it.
-        return bool(moved_at) and fetched_at - moved_at < self.lookback
+        if moved_at and fetched_at - moved_at < self.lookback:
+            return "counter moved shortly before the last fetch"
+        return None
 
     def vanished(self) -> list[int]:
         """Messages the plan or the destination knows that this run no longer lists (their rows go)."""

@@ -23,25 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from listrak_sync.extract import MessageReach
+
 # A messages response of this many rows is a few MB of XML: far below max_response_bytes.
 ONE_WINDOW_MESSAGES = 10_000
-
-
-@dataclass(frozen=True)
-class MessageReach:
-    """Where one list's messages request begins, and whether one window covers the range.
-
-    Attributes:
-        ask_from: the instant to ask from (the start date, or the end of the list's quiet past).
-        one_window: ask for ``[ask_from, now]`` in one request instead of ``interval_days`` windows.
-    """
-
-    ask_from: datetime
-    one_window: bool = False
 
 
 def _epoch(moment: datetime) -> int:

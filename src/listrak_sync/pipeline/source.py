@@ -24,17 +24,8 @@ from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
-from listrak_sync.engine import (
-    DELETED_COLUMN,
-    PLAN_COLUMNS,
-    Planner,
-    RunMode,
-    StreamMode,
-    current_plan,
-    run_mode,
-    stream_modes,
-)
-from listrak_sync.engine.reach import message_reach, record_reach
+from listrak_sync.engine.plan import DELETED_COLUMN, RunMode, StreamMode
+from listrak_sync.engine.sync import Policy, SyncEngine, newest_events
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
 from listrak_sync.settings import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.soap.client import ListrakClient
@@ -117,11 +108,11 @@ def build_source(
 
 
 class _Run:
-    """What the resources of one run share: the extractor, the modes, and the plan.
+    """What the resources of one run share: the extractor and the engine's plan.
 
-    The modes are decided when the list of lists arrives, from the plan dlt keeps in its source
-    state; which messages each activity stream fetches is decided once the messages are read.
-    See :mod:`listrak_sync.engine` for the rules and the contract they keep.
+    The engine (:class:`~listrak_sync.engine.sync.SyncEngine`) is made when the list of lists
+    arrives, from the plan dlt keeps in its source state; its work units are planned once the
+    messages are read. This class only carries the plan between dlt's state and the engine.
     """
 
     def __init__(
@@ -143,66 +134,57 @@ class _Run:
         self.full_refresh = full_refresh
         self.start = extractor.clock.instant(settings.start_date)
         self.streams = [s for s in ACTIVITY_STREAMS if not settings.tables or s.name in settings.tables]
-        self.modes: dict[str, StreamMode] = {}
-        self.planner: Planner | None = None
+        self._engine: SyncEngine | None = None
         self.fetch: dict[str, list[int]] = {}
         self.vanished: list[int] = []
-        self.plan: dict[str, Any] = {}
+
+    @property
+    def engine(self) -> SyncEngine:
+        assert self._engine is not None, "the lists come first"
+        return self._engine
+
+    @property
+    def modes(self) -> dict[str, StreamMode]:
+        return self.engine.modes
 
     def decide(self) -> None:
-        state = dlt.current.source_state()
         # Worked on a copy, handed back stream by stream as each one is through; dlt stores it
         # only with a completed load.
-        self.plan = current_plan(copy.deepcopy(dict(state.get("plan") or {})))
-        self.modes = stream_modes(self.plan, self.streams, start=self.start, full_refresh=self.full_refresh,
-                                  full_refresh_reason=self.full_refresh_reason)
-        mode = run_mode(self.modes) if self.modes else RunMode(True, self.full_refresh_reason or "replace")
+        plan = copy.deepcopy(dict(dlt.current.source_state().get("plan") or {}))
+        self._engine = SyncEngine(
+            plan, policy=Policy.from_settings(self.settings), streams=self.streams, start=self.start,
+            full_refresh=self.full_refresh, full_refresh_reason=self.full_refresh_reason,
+            known_messages=self.known_messages, lists=self.shard,
+        )
+        self.extractor.client.learn_page_sizes(self.engine.page_sizes(self.extractor.now()))
+        mode = self.engine.mode if self.streams else RunMode(True, self.full_refresh_reason or "replace")
         log.info("Run mode: %s (%s)", "full refresh" if mode.full else "incremental", mode.reason)
         if self.on_mode:
             self.on_mode(mode)
 
     def messages(self, list_ids: Sequence[int]) -> list[pa.Table]:
-        """The lists' messages, asked concurrently and only where the plan does not know the
-        answer (see :mod:`listrak_sync.engine.reach`)."""
-        settings, now = self.settings, self.extractor.now()
-        reaches = {list_id: message_reach(self.plan, list_id, start=self.start, now=now,
-                                          interval_days=settings.interval_days,
-                                          recheck_days=settings.full_recheck_days, full_refresh=self.full_refresh)
-                   for list_id in list_ids}
+        """The lists' messages, asked concurrently and only as far back as the engine says."""
+        now = self.extractor.now()
+        reaches = self.engine.message_reaches(list_ids, now)
         tables = self.extractor.messages_of(list_ids, reaches)
         for list_id, table in zip(list_ids, tables, strict=True):
             if not self.extractor.refused_list(list_id):
-                record_reach(self.plan, list_id, table.column("SendDate").to_pylist(), reach=reaches[list_id],
-                             start=self.start, read_at=now, lookback_hours=settings.lookback_hours)
+                self.engine.record_messages(list_id, table, reaches[list_id], now)
         return tables
 
     def plan_messages(self, messages: pa.Table) -> None:
-        settings = self.settings
-        self.planner = Planner(
-            self.plan,
-            messages.select(list(PLAN_COLUMNS)).to_pylist(),
-            modes=self.modes,
-            now=self.extractor.now(),
-            start=self.start,
-            lookback_hours=settings.lookback_hours,
-            send_settle_hours=settings.send_settle_hours,
-            full_recheck_days=settings.full_recheck_days,
-            trust_counters=settings.trust_counters,
-            known_messages=self.known_messages,
-            lists=self.shard,
-        )
-        # Decided once for every stream before any is recorded: recording one stream must not
-        # change what another stream of this run fetches.
-        self.fetch = {s.name: self.planner.to_fetch(s) for s in self.streams}
-        self.vanished = self.planner.vanished()
-        self.extractor.progress.add_units(sum(len(self.fetch[s.name]) for s in self.streams))
+        units = self.engine.plan_activity(messages, self.extractor.now())
+        self.fetch = {s.name: [u.parent for u in units if u.stream is s] for s in self.streams}
+        self.vanished = self.engine.vanished()
+        self.extractor.progress.add_units(len(units))
 
-    def stream_done(self, stream: Stream) -> None:
-        """Close ``stream``'s part of the plan and hand the plan to dlt's state."""
-        assert self.planner is not None
-        refused_lists = {e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id}
-        self.planner.finish(stream, self.extractor.refused_messages(), refused_lists)
-        dlt.current.source_state()["plan"] = self.plan
+    def stream_done(self, stream: Stream | None = None) -> None:
+        """Close ``stream``'s part of the plan (if any) and hand the plan to dlt's state."""
+        if stream is not None:
+            refused_lists = {e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id}
+            self.engine.finish(stream, self.extractor.refused_messages(), refused_lists)
+        self.engine.remember_page_sizes(self.extractor.client.page_size_bounds(), self.extractor.now())
+        dlt.current.source_state()["plan"] = self.engine.plan
 
 
 def _resources(run: _Run) -> list[DltResource]:
@@ -278,6 +260,7 @@ def _contacts_rows(stream: Stream, run: _Run) -> Any:
     def subscribed_contacts(lists: pa.Table) -> Iterator[pa.Table]:
         pages = run.extractor.subscribed_contacts_of(column_ints(lists, "ListID"))
         yield from _per_list(stream, run, lists, itertools.chain([_empty(stream)], pages))
+        run.stream_done()
 
     return subscribed_contacts
 
@@ -296,7 +279,6 @@ def _per_list(stream: Stream, run: _Run, lists: pa.Table, tables: Iterable[pa.Ta
 
 def _activity_rows(stream: Stream, run: _Run) -> Any:
     def activity(messages: pa.Table) -> Iterator[Any]:
-        assert run.planner is not None, "messages are planned before their activity"
         msg_ids = run.fetch[stream.name]
         if run.modes[stream.name].full and not run.shard:
             yield dlt.mark.with_hints(_empty(stream), dlt.mark.make_hints(write_disposition="replace"))
@@ -312,7 +294,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
             tables = run.extractor.message_activity([stream], msg_ids, announced=True)
             latest = yield from _passing(stream, (table for _, table in tables), marker=False)
         refused = run.extractor.refused_messages()
-        run.planner.record(stream, [m for m in msg_ids if m not in refused], latest)
+        run.engine.record(stream, [m for m in msg_ids if m not in refused], latest)
         run.stream_done(stream)
 
     return activity
@@ -335,12 +317,7 @@ def _passing(
 
     def flush() -> pa.Table:
         table = pa.concat_tables(batch)
-        if stream.cursor in table.column_names and table.num_rows:
-            newest = table.group_by("MsgID").aggregate([(stream.cursor, "max")])
-            for msg_id, moment in zip(newest.column("MsgID").to_pylist(),
-                                      newest.column(f"{stream.cursor}_max").to_pylist(), strict=True):
-                if moment is not None:  # a message's pages can fall into more than one batch
-                    latest[msg_id] = max(moment, latest.get(msg_id, moment))
+        newest_events(stream, table, latest)  # a message's pages can fall into more than one batch
         return table if marker is None else _with_marker(table, marker)
 
     for table in tables:

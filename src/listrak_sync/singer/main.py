@@ -21,7 +21,7 @@ service sent (tap-listrak emitted zeep's string unchanged): the client reads the
 them like every other date and emits RFC 3339 UTC (``2024-01-31T08:00:00.000000Z``).
 
 Output follows the Singer spec: one JSON message per line on stdout, logs on stderr, STATE as
-the run progresses (see :mod:`listrak_sync.singer.state` for what bookmarks mean). On failure the
+the run progresses (see :mod:`listrak_sync.engine.state` for what it holds). On failure the
 tap logs ``CRITICAL <what happened and what to do>`` and exits 2 (configuration), 3 (access
 refused: credentials, IP address, lockout) or 1 (anything else), like ``listrak-sync``: an
 endpoint that never answered is configuration; ``--debug`` adds tracebacks. The password is
@@ -44,6 +44,7 @@ from typing import Any
 import pyarrow as pa
 
 from listrak_sync import __version__
+from listrak_sync.engine.state import SingerState
 from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, ListrakSyncError, exit_code
 from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter, log_to_stderr
@@ -52,7 +53,6 @@ from listrak_sync.settings import Settings
 from listrak_sync.singer.about import NAME, REQUIRED, TAP_OPTIONS, about, about_markdown, tap_settings
 from listrak_sync.singer.catalog import Selection, discover, read_selection, stream_as_sent
 from listrak_sync.singer.output import SingerWriter
-from listrak_sync.singer.state import TapState
 from listrak_sync.singer.sync import TapSync
 from listrak_sync.soap.client import ListrakClient, Scope, unreachable_is_config
 from listrak_sync.streams import Stream
@@ -229,16 +229,18 @@ def sync(
     """
     run_time = utc((clock or _system_clock)())
     start = ServiceClock(settings.source_timezone).instant(settings.start_date)
-    bookmarks = TapState(state, run_time=run_time, start=start, lookback_hours=settings.lookback_hours)
+    bookmarks = SingerState(state)
     writer = SingerWriter(out or sys.stdout)
     with _client(settings, typed_dates) as client, unreachable_is_config(client):
         extractor = Extractor(client, settings, now=lambda: run_time)
-        TapSync(extractor, selection, bookmarks, writer, typed_event_dates=typed_dates).run()
+        tap = TapSync(extractor, selection, bookmarks, writer, start=start, run_time=run_time,
+                      typed_event_dates=typed_dates)
+        tap.run()
         stats = client.stats.as_dict()
     counts = ", ".join(f"{name} {n}" for name, n in writer.records_written.items()) or "none"
     log.info("Sync done: records %s; %d requests, %d retried.",
              counts, sum(stats.get("requests", {}).values()), stats.get("retries", 0))
-    return bookmarks.value
+    return writer.last_state or {}
 
 
 def _system_clock() -> datetime:

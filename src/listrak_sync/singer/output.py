@@ -69,6 +69,7 @@ class SingerWriter:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self.records_written: dict[str, int] = {}
+        self.last_state: dict[str, Any] | None = None
 
     def _line(self, message: dict[str, Any]) -> str:
         return json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n"
@@ -92,6 +93,7 @@ class SingerWriter:
         """Write a STATE message and flush, so everything before it has reached the target."""
         self._out.write(self._line({"type": "STATE", "value": value}))
         self._out.flush()
+        self.last_state = value
 
 
 __all__ = ["RFC3339", "SingerWriter", "iter_records"]

@@ -1,71 +1,41 @@
-"""One tap sync: drive the :class:`~listrak_sync.extract.Extractor` and emit Singer messages.
+"""One tap sync: the engine's work units, fetched by the extractor, emitted as Singer messages.
 
-The order follows the streams' parents: ``lists``, then ``messages`` of every list (windowed
-from ``start_date``), then the six per-message activity streams, fetched concurrently by the
-extractor under its one bounded limit, then ``subscribed_contacts`` list by list. A parent is
-fetched whenever a selected stream needs it and emitted only when it is selected itself.
+The order follows the streams' parents: ``lists``, then the ``messages`` of every list (asked
+as far back as the engine says), then the work units of the six per-message activity streams
+(:class:`~listrak_sync.engine.sync.SyncEngine`, the same plan as ``listrak-sync run``), fetched
+concurrently under the extractor's one bounded limit, then ``subscribed_contacts`` (every list,
+in full). A parent is fetched whenever a selected stream needs it and emitted only when it is
+selected itself.
 
 Everything is written from the calling thread: the extractor's workers only fetch, and its
-iterator hands each finished (stream, message) table back here, so lines never interleave.
-Bookmarks and checkpoints are :mod:`listrak_sync.singer.state`'s; this module only reports to it
-which parents are done.
+iterator hands each page back here, so lines never interleave. A unit is recorded in the plan
+once all its pages are written; STATE (the plan, packed by :mod:`listrak_sync.engine.state`)
+goes out every :data:`UNITS_PER_CHECKPOINT` finished units per worker and at the end of each stream, so
+a run killed at any moment continues from its last STATE with nothing missing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
-from functools import partial
 
 import pyarrow as pa
 
-from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, column_ints
+from listrak_sync.engine.plan import PLAN_COLUMNS
+from listrak_sync.engine.state import SingerState
+from listrak_sync.engine.sync import Policy, SyncEngine, WorkUnit, newest_events
+from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
 from listrak_sync.singer.catalog import Selection, key_properties, selected_schema
 from listrak_sync.singer.output import SingerWriter, iter_records
-from listrak_sync.singer.state import TapState
 from listrak_sync.streams import STREAMS, Stream, get_stream
 
 log = logging.getLogger(__name__)
 
 LISTS, MESSAGES, SUBSCRIBED_CONTACTS = get_stream("lists"), get_stream("messages"), get_stream("subscribed_contacts")
-SENDS = get_stream("message_sends")
-# Activity is fetched in calls of about this many (stream, message) pairs per worker; each
-# call's end is a checkpoint. Larger calls idle fewer workers at their tail, smaller ones
-# checkpoint more often (the extractor's tables do not say which message an empty one was for).
-PAIRS_PER_WORKER = 16
-
-MessageKey = tuple[datetime, int]  # (SendDate, MsgID): the order messages are worked through
-
-
-@dataclass
-class _Progress:
-    """Which of one stream's messages are done, and the prefix of its order that is complete."""
-
-    order: list[MessageKey]
-    done: set[int] = field(default_factory=set)
-    complete: int = 0  # order[:complete] are all done
-
-    def advance(self) -> bool:
-        """Move past done messages; True if the complete prefix grew."""
-        before = self.complete
-        while self.complete < len(self.order) and self.order[self.complete][1] in self.done:
-            self.complete += 1
-        return self.complete > before
-
-    @property
-    def last(self) -> MessageKey | None:
-        return self.order[self.complete - 1] if self.complete else None
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """One ``message_activity`` call: these streams for these messages from one start."""
-
-    streams: tuple[Stream, ...]
-    messages: tuple[MessageKey, ...]
-    start: datetime | None
+# Finished work units between two STATE messages while activity runs, per worker: a killed
+# run redoes at most about this many units per worker; a STATE is a few KB.
+UNITS_PER_CHECKPOINT = 4
 
 
 class TapSync:
@@ -74,8 +44,10 @@ class TapSync:
     Args:
         extractor: reads the account (its settings hold the start date and concurrency).
         selection: the selected streams and properties.
-        state: bookmarks to continue from; advanced as records go out.
+        state: the STATE the run continues from.
         writer: where Singer messages go.
+        start: the start date, an aware instant.
+        run_time: this run's ``now`` (aware): where requests end and bookmarks move to.
         typed_event_dates: SCHEMA types the event dates as ``date-time`` (the extractor's client
             must then parse them too; by default they are text, see ``catalog.text_dates``).
     """
@@ -84,9 +56,11 @@ class TapSync:
         self,
         extractor: Extractor,
         selection: Selection,
-        state: TapState,
+        state: SingerState,
         writer: SingerWriter,
         *,
+        start: datetime,
+        run_time: datetime,
         typed_event_dates: bool = False,
     ) -> None:
         self.extractor = extractor
@@ -94,7 +68,10 @@ class TapSync:
         self.state = state
         self.writer = writer
         self.typed_event_dates = typed_event_dates
-        self.list_of: dict[int, int] = {}  # MsgID -> ListID of this run's messages
+        self.run_time = run_time
+        activity = [s for s in ACTIVITY_STREAMS if s.name in selection]
+        self.engine = SyncEngine(state.plan, policy=Policy.from_settings(extractor.settings), streams=activity,
+                                 start=start, appends=True, resume_since=state.resume_since)
 
     def run(self) -> None:
         """Emit SCHEMA for every selected stream, then the records and STATE checkpoints.
@@ -109,18 +86,20 @@ class TapSync:
         if not self.selection.streams:
             log.warning("No stream is selected in the catalog: nothing to sync.")
         else:
+            self.extractor.client.learn_page_sizes(self.engine.page_sizes(self.run_time))
             lists = self.extractor.lists()
             self._emit(LISTS, lists)
             list_ids = sorted(column_ints(lists, "ListID"))
-            activity = [s for s in ACTIVITY_STREAMS if s.name in self.selection]
-            if MESSAGES.name in self.selection or activity:
-                messages = self._messages(list_ids, activity)
-                self._activity(activity, messages)
+            if MESSAGES.name in self.selection or self.engine.streams:
+                messages = self._messages(list_ids)
+                self._activity(messages)
             if SUBSCRIBED_CONTACTS.name in self.selection:
-                self._subscribed_contacts(list_ids)
+                for page in self.extractor.subscribed_contacts_of(list_ids):
+                    self._emit(SUBSCRIBED_CONTACTS, page)
+                self.state.complete(SUBSCRIBED_CONTACTS.name, self.run_time)
         for error in self.extractor.skipped:
             log.warning("Skipped: %s", error)
-        self.writer.state(self.state.value)
+        self._checkpoint()
 
     # -- emission ---------------------------------------------------------------------------------
 
@@ -131,117 +110,65 @@ class TapSync:
         if stream.name in self.selection:
             self.writer.records(stream.name, iter_records(table, stream, self._properties(stream)))
 
+    def _checkpoint(self) -> None:
+        self.engine.remember_page_sizes(self.extractor.client.page_size_bounds(), self.run_time)
+        self.writer.state(self.state.value(self.engine.plan))
+
     # -- messages and their activity ----------------------------------------------------------------
 
-    def _messages(self, list_ids: Sequence[int], activity: Sequence[Stream]) -> list[MessageKey]:
-        keys: list[MessageKey] = []
-        for list_id, table in zip(list_ids, self.extractor.messages_of(list_ids), strict=True):
+    def _messages(self, list_ids: Sequence[int]) -> pa.Table:
+        read_at = self.extractor.now()
+        reaches = self.engine.message_reaches(list_ids, read_at)
+        tables = self.extractor.messages_of(list_ids, reaches)
+        for list_id, table in zip(list_ids, tables, strict=True):
             self._emit(MESSAGES, table)
-            msg_ids = column_ints(table, "MsgID")
-            keys += zip(table.column("SendDate").to_pylist(), msg_ids, strict=True)
-            self.list_of.update(dict.fromkeys(msg_ids, list_id))
-        refused = sorted({e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id is not None})
-        for stream in activity:  # their messages are unknown: the whole list waits for access
-            for list_id in refused:
-                self.state.refuse_list(stream.name, list_id)
-        log.info("%d messages in %d lists.", len(keys), len(list_ids))
-        return sorted(keys)
+            if not self.extractor.refused_list(list_id):
+                self.engine.record_messages(list_id, table, reaches[list_id], read_at)
+        messages = pa.concat_tables(tables) if tables else arrow_schema(MESSAGES).empty_table()
+        log.info("%d messages in %d lists.", messages.num_rows, len(list_ids))
+        return messages.select(list(PLAN_COLUMNS))
 
-    def _activity(self, streams: Sequence[Stream], messages: Sequence[MessageKey]) -> None:
+    def _activity(self, messages: pa.Table) -> None:
+        streams = self.engine.streams
         if not streams:
             return
-        batches = self._plan(streams, messages)
-        # Sorted: a checkpoint claims every message up to its key, whatever order batches ran in.
-        progress = {
-            s.name: _Progress(sorted(k for b in batches if s in b.streams for k in b.messages)) for s in streams
-        }
-        size = max(1, self.extractor.settings.concurrency * PAIRS_PER_WORKER // len(streams))
-        for batch in batches:
-            for first in range(0, len(batch.messages), size):
-                keys = batch.messages[first : first + size]
-                msg_ids = [msg_id for _, msg_id in keys]
-                for stream, table in self.extractor.message_activity(batch.streams, msg_ids, batch.start):
-                    self._emit(stream, table)
-                # The call is over: every pair came back, or was refused and recorded as skipped.
-                refused = self.extractor.refused_messages()
-                for key in keys:
-                    if key[1] in refused:  # it keeps its own start until access returns
-                        for stream in batch.streams:
-                            self.state.refuse_message(stream.name, key, self.list_of[key[1]])
-                for stream in batch.streams:
-                    progress[stream.name].done.update(msg_ids)
-                self._checkpoint_activity(progress)
-        for stream in streams:
-            self.state.complete(stream.name)
-        self.writer.state(self.state.value)
-
-    def _checkpoint_activity(self, progress: dict[str, _Progress]) -> None:
-        moved = False
-        for name, tracker in progress.items():
-            if not tracker.advance() or tracker.last is None:
+        units = self.engine.plan_activity(messages, self.extractor.now())
+        log.info("%d work units for %d streams.", len(units), len(streams))
+        by_key = {(u.stream.name, u.parent): u for u in units}
+        latest: dict[str, dict[int, datetime]] = {s.name: {} for s in streams}
+        finished: list[WorkUnit] = []
+        zone = self.extractor.settings.source_timezone
+        every = UNITS_PER_CHECKPOINT * self.extractor.settings.concurrency
+        triples = [(u.stream, u.parent, u.start) for u in units]
+        for stream, msg_id, table in self.extractor.activity_units(triples):
+            if table is not None:
+                self._emit(stream, table)
+                newest_events(stream, table, latest[stream.name], zone)
                 continue
-            moved = True
-            if name == SENDS.name:
-                self.state.advance_sends(tracker.last[0])
-            else:
-                self.state.checkpoint(name, tracker.last)
-        if moved:
-            self.writer.state(self.state.value)
-
-    def _plan(self, streams: Sequence[Stream], messages: Sequence[MessageKey]) -> list[_Batch]:
-        """Group (stream, message) pairs into as few extractor calls as their start dates allow.
-
-        Every message is asked on every run, from its range start (``since - lookback``, see
-        :mod:`listrak_sync.singer.state`): a counter that stood still is no proof that nothing
-        new is visible (issue #9: events that become visible late, repeat opens under unique
-        counters), and a per-message memory would make STATE grow with the account.
-        """
-        by_part: dict[tuple[datetime | None, tuple[MessageKey, ...]], list[Stream]] = {}
+            finished.append(by_key[(stream.name, msg_id)])
+            if len(finished) >= every:
+                self._record(finished, latest)
+                finished = []
+                self._checkpoint()
+        self._record(finished, latest)
+        refused_lists = {e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id is not None}
+        refused_messages = self.extractor.refused_messages()
+        sent = messages.column("SendDate").to_pylist()
         for stream in streams:
-            if stream is SENDS:
-                continue
-            start_of = partial(self._range_start, stream.name)
-            for start, part in _runs(messages, start_of):
-                by_part.setdefault((start, part), []).append(stream)
-        batches = [_Batch(tuple(s), part, start) for (start, part), s in by_part.items()]
-        if SENDS in streams:
-            part = tuple(k for k in messages if self.state.wants_sends(k, self.list_of[k[1]]))
-            # Sends ignore dates: they ride along with any batch over the same messages.
-            for i, batch in enumerate(batches):
-                if batch.messages == part:
-                    batches[i] = _Batch((*batch.streams, SENDS), part, batch.start)
-                    break
-            else:
-                batches.append(_Batch((SENDS,), part, None))
-        return sorted((b for b in batches if b.messages), key=lambda b: b.messages[0])
+            self.engine.finish(stream, refused_messages, refused_lists)
+            # tap-listrak's message_sends bookmark: the newest send whose recipients went out.
+            done_at = (max(sent) if sent else None) if stream.name == "message_sends" else self.run_time
+            if done_at is not None:
+                self.state.complete(stream.name, done_at)
+        self._checkpoint()
 
-    def _range_start(self, stream: str, key: MessageKey) -> datetime:
-        return self.state.range_start(stream, key, self.list_of[key[1]])
-
-    # -- subscribed contacts ------------------------------------------------------------------------
-
-    def _subscribed_contacts(self, list_ids: Sequence[int]) -> None:
-        for list_id in list_ids:
-            start = self.state.range_start(SUBSCRIBED_CONTACTS.name, (list_id,))
-            for table in self.extractor.subscribed_contacts(list_id, start):
-                self._emit(SUBSCRIBED_CONTACTS, table)
-            self.state.checkpoint(SUBSCRIBED_CONTACTS.name, (list_id,))
-            self.writer.state(self.state.value)
-        self.state.complete(SUBSCRIBED_CONTACTS.name)
+    def _record(self, units: Sequence[WorkUnit], latest: dict[str, dict[int, datetime]]) -> None:
+        refused = self.extractor.refused_messages()
+        for stream in self.engine.streams:
+            done = [u.parent for u in units if u.stream is stream and u.parent not in refused]
+            if done:
+                self.engine.record(stream, done, latest[stream.name])
 
 
-def _runs(
-    messages: Sequence[MessageKey], start_of: Callable[[MessageKey], datetime | None]
-) -> list[tuple[datetime | None, tuple[MessageKey, ...]]]:
-    """Split ordered messages into consecutive runs that share a start date."""
-    runs: list[tuple[datetime | None, list[MessageKey]]] = []
-    for key in messages:
-        start = start_of(key)
-        if runs and runs[-1][0] == start:
-            runs[-1][1].append(key)
-        else:
-            runs.append((start, [key]))
-    return [(start, tuple(keys)) for start, keys in runs]
 
-
-__all__ = ["PAIRS_PER_WORKER", "TapSync"]
+__all__ = ["UNITS_PER_CHECKPOINT", "TapSync"]

@@ -93,6 +93,7 @@ class ListrakClient:
         self._clock = clock
         self._transport = Transport(settings, self.stats, session)
         self._largest_pages: dict[str, int] = {}
+        self._own_pages: dict[str, int] = {}
         self._lock = threading.Lock()
         self._access_error: AccessError | None = None
         # Answers are decoded (parsed, read into Arrow) a few at a time, however many requests
@@ -185,11 +186,23 @@ class ListrakClient:
         """The largest page of ``operation`` seen so far (a lower bound of its page size), if any."""
         return self._largest_pages.get(operation)
 
+    def page_size_bounds(self) -> dict[str, int]:
+        """Every operation's largest page this client has received itself."""
+        with self._lock:
+            return dict(self._own_pages)
+
+    def learn_page_sizes(self, bounds: Mapping[str, int]) -> None:
+        """Take page-size lower bounds proven earlier (by the last run, which saw such pages)."""
+        with self._lock:
+            for operation, rows in bounds.items():
+                self._largest_pages[operation] = max(int(rows), self._largest_pages.get(operation, 0))
+
     # -- one request ----------------------------------------------------------------------------
 
     def _saw_page(self, operation: str, rows: int) -> int:
         """Record a page of ``rows`` items; return the largest page of ``operation`` seen."""
         with self._lock:
+            self._own_pages[operation] = max(rows, self._own_pages.get(operation, 0))
             largest = max(rows, self._largest_pages.get(operation, 0))
             self._largest_pages[operation] = largest
             return largest
