@@ -228,3 +228,18 @@ def singer_target(name: str = "LISTRAK_TEST_SINGER_TARGET") -> Path:
 def target_python(target: Path) -> Path:
     """The interpreter of the target's virtualenv (it has singer-python and jsonschema)."""
     return target.parent / "python"
+
+
+def recorded(state: dict[str, Any], since_epoch: int = 0) -> dict[str, dict[int, int]]:
+    """Per activity stream, the messages a STATE's plan records as fetched (at or after
+    ``since_epoch``, epoch seconds), with when."""
+    from listrak_sync.engine.state import SINGER_KEY, unpack_plan
+
+    plan = unpack_plan(state[SINGER_KEY]["plan"])
+    found: dict[str, dict[int, int]] = {}
+    for entry in plan["lists"].values():
+        for msg_id, seen in entry.get("messages", {}).items():
+            for table, (_, _, fetched_at) in seen.items():
+                if fetched_at >= since_epoch:
+                    found.setdefault(table, {})[int(msg_id)] = fetched_at
+    return found

@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 from tap_helpers import REPO, TAP_LISTRAK_KEYS, TEXT_DATES, assert_records_match, clean_env, installed_tool
 
+from listrak_sync.engine.state import BOOKMARK_FIELDS
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.render import format_datetime
-from listrak_sync.engine.state import BOOKMARK_FIELDS
 from listrak_sync.streams import STREAM_NAMES
 
 DEFAULT_MELTANO = REPO / ".venv" / "targets" / "meltano" / "bin" / "meltano"

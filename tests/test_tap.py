@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tap_helpers import (
     parse_rfc3339,
     parse_sent_date,
     record_row,
+    recorded,
     records_of,
     run_tap,
     singer_target,
@@ -37,11 +37,11 @@ from tap_helpers import (
     write_json,
 )
 
+from listrak_sync.engine.state import BOOKMARK_FIELDS
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.simulator.render import format_datetime
 from listrak_sync.singer.catalog import discover
-from listrak_sync.engine.state import BOOKMARK_FIELDS
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
 from listrak_sync.time import EDGE
 
@@ -67,46 +67,29 @@ def send_dates(sim: Simulator) -> dict[int, datetime]:
     return {row["MsgID"]: row["SendDate"] for row in sim.account.ground_truth("messages", EPOCH)}
 
 
-def claimed_complete(table: str, entry: dict[str, Any], sent: dict[int, datetime]) -> Callable[[dict[str, Any]], bool]:
-    """Which rows one bookmark entry says were emitted (now or in an earlier run)."""
-    cursor = STREAMS_BY_NAME[table].cursor
-    assert cursor is not None
-    if table == "message_sends":  # every message sent before the bookmark is complete
-        since = parse_rfc3339(entry["SendDate"])
-        return lambda row: sent[row["MsgID"]] < since
-    if "progress" not in entry:  # everything up to the bookmark is complete
-        bookmark = parse_rfc3339(entry[cursor])
-        return lambda row: row[cursor] <= bookmark
-    progress = entry["progress"]  # parents up to the named one are complete up to `until`
-    until = parse_rfc3339(progress["until"])
-    if table == "subscribed_contacts":
-        return lambda row: row["ListID"] <= progress["ListID"] and row[cursor] <= until
-    through = (parse_rfc3339(progress["SendDate"]), progress["MsgID"])
-    return lambda row: (sent[row["MsgID"]], row["MsgID"]) <= through and row[cursor] <= until
-
-
 def assert_checkpoints_follow_records(
-    messages: list[dict[str, Any]], expected: dict[str, list[dict[str, Any]]], sent: dict[int, datetime]
+    messages: list[dict[str, Any]], expected: dict[str, list[dict[str, Any]]], since_epoch: int = 0
 ) -> int:
-    """At every STATE, each row its bookmarks claim complete (of those this run should emit) is out.
+    """At every STATE, each (stream, message) its plan records as fetched has all its expected rows out.
 
     Returns:
-        How many mid-stream checkpoints (``progress`` entries) the run wrote.
+        How many STATEs the run wrote while activity was still being emitted (mid-run checkpoints).
     """
     emitted: dict[str, Counter[tuple[Any, ...]]] = {t: Counter() for t in STREAM_NAMES}
-    checkpoints = 0
-    for message in messages:
+    states = []
+    for position, message in enumerate(messages):
         if message["type"] == "RECORD":
             stream = STREAMS_BY_NAME[message["stream"]]
             emitted[stream.name][record_row(stream, message["record"])] += 1
         elif message["type"] == "STATE":
-            for table, entry in message["value"].get("bookmarks", {}).items():
-                checkpoints += "progress" in entry
-                done = claimed_complete(table, entry, sent)
+            states.append(position)
+            for table, done in recorded(message["value"], since_epoch).items():
                 stream = STREAMS_BY_NAME[table]
-                want = Counter(truth_row(stream, row) for row in expected.get(table, []) if done(row))
+                want = Counter(truth_row(stream, row) for row in expected.get(table, []) if row["MsgID"] in done)
                 assert not want - emitted[table], f"STATE claims {table} rows that were not emitted yet"
-    return checkpoints
+    activity = [i for i, m in enumerate(messages)
+                if m["type"] == "RECORD" and STREAMS_BY_NAME[m["stream"]].parent == "messages"]
+    return sum(1 for i in states if activity and i < activity[-1])
 
 
 def test_tap_piped_into_a_singer_target_writes_every_table_as_ground_truth(tmp_path: Path) -> None:
@@ -145,7 +128,6 @@ def test_output_is_well_formed_and_no_checkpoint_runs_ahead_of_its_records(tmp_p
     with Simulator(scale="tiny", page_size=4, latency_ms=1, jitter_ms=6, fault_seed=3) as sim:
         messages = sync(tmp_path, sim, concurrency=3)
         truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
-        sent = send_dates(sim)
         list_ids = sorted(row["ListID"] for row in truth["lists"])
     for table, records in records_of(messages).items():
         assert_records_match(table, records, truth[table])
@@ -155,7 +137,7 @@ def test_output_is_well_formed_and_no_checkpoint_runs_ahead_of_its_records(tmp_p
                 value = record.get(column.name)
                 if column.type.value == "timestamp" and value is not None:
                     parse_sent_date(value) if TEXT_DATES.get(table) == column.name else parse_rfc3339(value)
-    checkpoints = assert_checkpoints_follow_records(messages, truth, sent)
+    checkpoints = assert_checkpoints_follow_records(messages, truth)
     assert checkpoints >= 3, "expected checkpoints while the streams ran"
     assert list_ids  # the subscribed_contacts checkpoints walked real lists
 
@@ -316,27 +298,27 @@ def test_a_tap_listrak_state_file_is_continued_from(tmp_path: Path) -> None:
 def test_a_run_continued_from_a_mid_run_checkpoint_loses_nothing(tmp_path: Path) -> None:
     with Simulator(scale="tiny", page_size=7) as sim:
         first = sync(tmp_path, sim, concurrency=2)
-        cut = next(i for i, m in enumerate(first)
-                   if m["type"] == "STATE" and "progress" in m["value"]["bookmarks"].get("message_opens", {}))
+        activity = [i for i, m in enumerate(first)
+                    if m["type"] == "RECORD" and STREAMS_BY_NAME[m["stream"]].parent == "messages"]
+        cut = next(i for i, m in enumerate(first) if m["type"] == "STATE" and recorded(m["value"]).get("message_opens")
+                   and i < activity[-1])
         checkpoint = first[cut]["value"]
-        through = checkpoint["bookmarks"]["message_opens"]["progress"]
+        done = recorded(checkpoint)["message_opens"]
         second = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", checkpoint), concurrency=2)
         truth = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
-        sent = send_dates(sim)
     before, after = records_of(first[:cut]), records_of(second)
     for table in (*RANGE_STREAMS, "message_sends"):
         stream = STREAMS_BY_NAME[table]
         got = Counter(record_row(stream, r) for r in before.get(table, []) + after.get(table, []))
         want = Counter(truth_row(stream, r) for r in truth[table])
         assert not want - got, f"{table}: rows lost across the interrupted run"
-    # The second run asked the messages the checkpoint had done only from its `until` - lookback.
-    done = (parse_rfc3339(through["SendDate"]), through["MsgID"])
-    resumed_from = parse_rfc3339(through["until"]) - LOOKBACK - EDGE
+    # The second run asked the messages the checkpoint had done at most from their fetch - lookback.
     assert after.get("message_opens")
-    assert any((sent[r["MsgID"]], r["MsgID"]) > done for r in after["message_opens"])
-    assert all((sent[r["MsgID"]], r["MsgID"]) > done or parse_sent_date(r["OpenDate"]) >= resumed_from
-               for r in after["message_opens"])
-    assert all("progress" not in entry for entry in states_of(second)[-1]["bookmarks"].values())
+    assert any(r["MsgID"] not in done for r in after["message_opens"])
+    for r in after["message_opens"]:
+        if r["MsgID"] in done:
+            fetched = datetime.fromtimestamp(done[r["MsgID"]], timezone.utc)
+            assert parse_sent_date(r["OpenDate"]) >= fetched - LOOKBACK - EDGE, r
 
 
 def test_a_refused_list_is_skipped_and_the_rest_is_emitted(tmp_path: Path) -> None:
@@ -396,16 +378,17 @@ def test_checkpoints_of_different_streams_are_each_continued_from(tmp_path: Path
     for table in until:
         assert 0 < len(expected[table]) < len(truth[table])
         assert_records_cover(table, records.get(table, []), expected[table], allowed[table])
-    assert_checkpoints_follow_records(messages, expected, sent)
+    assert_checkpoints_follow_records(messages, expected)
     final = states_of(messages)[-1]["bookmarks"]
     assert set(final) == set(until) and all(set(entry) == {STREAMS_BY_NAME[t].cursor} for t, entry in final.items())
 
 
-def test_a_rerun_asks_every_message_and_state_stays_small(tmp_path: Path) -> None:
-    """No per-message memory: STATE is bookmarks and one checkpoint per stream (issue #9 items 1, 5).
+def test_a_rerun_asks_only_what_the_engine_plans_and_state_stays_small(tmp_path: Path) -> None:
+    """The tap keeps the same counter plan as ``listrak-sync run`` (issue #17), packed in STATE.
 
-    A counter that stood still is no proof that nothing new is visible, so a rerun asks every
-    message from its bookmark and emits only what is newer; STATE does not grow with the account.
+    With nothing changed, a re-run asks far fewer activity requests than the first run (how many
+    exactly is what ``listrak-sync run`` asks too: test_one_engine). The old per-message plan
+    key of earlier versions is dropped, and STATE stays a few KB.
     """
     with Simulator(scale="tiny", page_size=7) as sim:
         plan = {"messages": {str(i): {"message_opens": 1} for i in range(500)}}
@@ -414,10 +397,18 @@ def test_a_rerun_asks_every_message_and_state_stays_small(tmp_path: Path) -> Non
         states = states_of(first)
         assert "listrak_sync_plan" not in states[-1], "the old per-message plan is dropped"
         assert max(len(json.dumps(state)) for state in states) < 4096
-        messages = len(sim.account.ground_truth("messages", EPOCH))
+        first_served = sim.stats()["requests"]
         sim.reset_stats()
         again = sync(tmp_path, sim, "--state", write_json(tmp_path / "state.json", states[-1]))
         served = sim.stats()["requests"]
+    messages = len(send_dates(sim))
     for operation in ("ReportRangeMessageContactOpen", "ReportRangeMessageContactClick"):
-        assert served.get(operation, 0) >= messages, (operation, served)
+        assert first_served[operation] >= messages
+        assert served.get(operation, 0) < messages / 2, (operation, served)
+    assert len(records_of(parse_messages_of(again)).get("message_opens", [])) < len(
+        records_of(parse_messages_of(first))["message_opens"]) / 2
     assert max(len(json.dumps(state)) for state in states_of(again)) < 4096
+
+
+def parse_messages_of(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return messages

@@ -34,13 +34,13 @@ from tap_helpers import (
     write_json,
 )
 
+from listrak_sync.engine.state import SingerState
 from listrak_sync.errors import ConfigError
 from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.singer.about import TAP_OPTIONS
 from listrak_sync.singer.catalog import discover, read_selection, record_properties, text_dates
 from listrak_sync.singer.main import settings_from_config
-from listrak_sync.singer.state import TapState
 from listrak_sync.streams import STREAM_NAMES, STREAMS, ColumnType
 from listrak_sync.time import ServiceClock
 
@@ -387,13 +387,11 @@ def test_selection_reads_tap_listrak_and_meltano_catalogs() -> None:
 
 def test_state_keeps_unknown_keys_and_rejects_garbage() -> None:
     run_time = datetime.fromisoformat("2026-06-01T00:00:00+00:00")
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    state = TapState({"bookmarks": {"lists": {"x": 1}}, "currently_syncing": "lists"}, run_time=run_time, start=start)
-    state.complete("message_opens")
-    assert state.value == {
-        "bookmarks": {"lists": {"x": 1}, "message_opens": {"OpenDate": "2026-06-01T00:00:00.000000Z"}},
-        "currently_syncing": "lists",
-    }
+    state = SingerState({"bookmarks": {"lists": {"x": 1}}, "currently_syncing": "lists"})
+    state.complete("message_opens", run_time)
+    value = state.value({})
+    assert value["bookmarks"] == {"lists": {"x": 1}, "message_opens": {"OpenDate": "2026-06-01T00:00:00.000000Z"}}
+    assert value["currently_syncing"] == "lists"
     refused = {"ClickDate": "2026-01-01", "refused": {"lists": {}, "messages": {}}}
     for garbage in ([], {"bookmarks": []}, {"bookmarks": {"message_clicks": {"ClickDate": 5}}},
                     {"bookmarks": {"message_clicks": {"ClickDate": "2026-01-01", "progress": {"until": "x"}}}},
@@ -402,4 +400,4 @@ def test_state_keeps_unknown_keys_and_rejects_garbage() -> None:
                     {"bookmarks": {"message_clicks": {**refused, "refused": {"lists": {"12": "soon"}}}}},
                     {"bookmarks": {"message_clicks": {**refused, "refused": {"messages": {"812": {"ListID": 12}}}}}}):
         with pytest.raises(ConfigError):
-            TapState(garbage, run_time=run_time, start=start)
+            SingerState(garbage)

@@ -27,6 +27,7 @@ from tap_helpers import (
     clean_env,
     config_for,
     parse_messages,
+    recorded,
     records_of,
     run_tap,
     states_of,
@@ -34,12 +35,12 @@ from tap_helpers import (
     write_json,
 )
 
+from listrak_sync.engine.state import SingerState, format_time
 from listrak_sync.simulator import Profile, Simulator, User
 from listrak_sync.simulator.data import EPOCH
-from listrak_sync.singer.state import MAX_REFUSED_MESSAGES_PER_LIST, REFUSAL_STREAMS, TapState, format_time
-from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
+from listrak_sync.streams import STREAM_NAMES, STREAMS, STREAMS_BY_NAME
 
-ACTIVITY = sorted(REFUSAL_STREAMS)
+ACTIVITY = sorted(s.name for s in STREAMS if s.parent == "messages")
 RANGE_STREAMS = [name for name in ACTIVITY if name != "message_sends"]
 # Clock moves between runs (days), after a first run at the simulator's default now.
 CLOCK_MOVES = (0.5, 1.0, 3.0)
@@ -82,7 +83,7 @@ def tap_run(
 def killed_tap_run(
     tmp_path: Path, sim: Simulator, config: dict[str, Any], state: dict[str, Any] | None, *, after_checkpoints: int
 ) -> list[dict[str, Any]]:
-    """A run SIGKILLed once it has written ``after_checkpoints`` mid-stream activity checkpoints.
+    """A run SIGKILLed once it has written ``after_checkpoints`` STATEs while activity went out.
 
     Returns:
         Every whole line it wrote (a line cut by the kill is dropped, as a target would).
@@ -93,13 +94,14 @@ def killed_tap_run(
     tap = subprocess.Popen(tap_command(*args, now=sim.now), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                            stdin=subprocess.DEVNULL, env=clean_env(), text=True)
     assert tap.stdout is not None
-    lines, seen = [], 0
+    lines, seen, activity = [], 0, False
     for line in tap.stdout:
         lines.append(line)
         message = json.loads(line)
-        if message["type"] == "STATE":
-            entries = message["value"]["bookmarks"].values()
-            seen += any("progress" in entry and "MsgID" in entry["progress"] for entry in entries)
+        if message["type"] == "RECORD" and STREAMS_BY_NAME[message["stream"]].parent == "messages":
+            activity = True
+        if message["type"] == "STATE" and activity:
+            seen += 1
             if seen == after_checkpoints:
                 os.kill(tap.pid, signal.SIGKILL)
                 break
@@ -148,9 +150,9 @@ def run_sequence(
             for table in STREAM_NAMES:
                 allowed[table] += truth[table]
             if kill and move == KILLED_MOVE:
-                killed = killed_tap_run(tmp_path, sim, config, state, after_checkpoints=3)
+                killed = killed_tap_run(tmp_path, sim, config, state, after_checkpoints=1)
                 state = emitted.add(killed)
-                assert state is not None and any("progress" in e for e in state["bookmarks"].values())
+                assert state is not None and any(recorded(state).values()), "killed after checkpoints"
             state = emitted.add(tap_run(tmp_path, sim, config, state))
             assert state is not None
             duplicates = check_covered(emitted, truth, allowed, zone)
@@ -212,11 +214,11 @@ def test_refused_objects_are_asked_from_where_they_were_refused_when_access_retu
 
         state = emitted.add(tap_run(tmp_path, sim, config, None))
         assert state is not None
-        for name in ACTIVITY:
-            entry = state["bookmarks"][name]
-            assert entry["refused"] == {"lists": {str(refused): format_time(EPOCH.replace(tzinfo=timezone.utc)
-                                                                           + _offset(zone))}, "messages": {}}
-        assert state["bookmarks"]["message_opens"]["OpenDate"] == format_time(first_now)  # the others moved on
+        refused_messages = {row["MsgID"] for row in sim.account.ground_truth("messages", EPOCH)
+                            if row["ListID"] == refused}
+        for name in ACTIVITY:  # nothing of the refused list is recorded as fetched: it waits
+            assert recorded(state).get(name) and not refused_messages & set(recorded(state)[name])
+        assert state["bookmarks"]["message_opens"]["OpenDate"] == format_time(first_now.replace(tzinfo=timezone.utc))  # the others moved on
 
         sim.advance(1)
         sim.access.users["partial"] = free
@@ -230,12 +232,9 @@ def test_refused_objects_are_asked_from_where_they_were_refused_when_access_retu
             stop.set()
             watcher.join()
         assert state is not None
-        entry = state["bookmarks"]["message_opens"]["refused"]
-        # X's messages were listed, then refused one by one: each keeps the list's first `since`.
-        assert not entry["lists"] and entry["messages"], entry
-        assert {m["ListID"] for m in entry["messages"].values()} == {refused}
-        assert {m["since"] for m in entry["messages"].values()} == {
-            format_time(EPOCH.replace(tzinfo=timezone.utc) + _offset(zone))}
+        # X's messages were listed, then refused one by one: none is recorded, so each is asked
+        # again in full (from the start date) once access returns.
+        assert not refused_messages & set(recorded(state).get("message_opens", {}))
 
         sim.advance(1)
         sim.access.users["partial"] = free
@@ -261,61 +260,33 @@ def _activity_operations() -> list[str]:
     return [STREAMS_BY_NAME[name].operation for name in ACTIVITY]
 
 
-# -- the state itself ---------------------------------------------------------------------------------
+# -- an older state, read ------------------------------------------------------------------------------
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
-RUN = datetime(2026, 6, 10, tzinfo=timezone.utc)
 BOOKMARK = datetime(2026, 6, 8, tzinfo=timezone.utc)
 
 
-def _state(**entries: Any) -> TapState:
+def _state(**entries: Any) -> SingerState:
     bookmarks = {"message_opens": {"OpenDate": format_time(BOOKMARK), **entries},
                  "message_sends": {"SendDate": format_time(BOOKMARK)}}
-    return TapState({"bookmarks": bookmarks}, run_time=RUN, start=START, lookback_hours=48)
+    return SingerState({"bookmarks": bookmarks})
 
 
-def test_ranges_start_a_lookback_before_the_bookmark_and_refused_objects_at_their_own_since() -> None:
-    key = (datetime(2026, 5, 1, tzinfo=timezone.utc), 812)
+def test_an_older_state_continues_from_its_bookmark_and_refused_objects_from_their_own_since() -> None:
+    sent = datetime(2026, 5, 1, tzinfo=timezone.utc)
     since = datetime(2026, 5, 20, tzinfo=timezone.utc)
     state = _state(refused={"lists": {"12": format_time(since)},
                             "messages": {"907": {"ListID": 14, "since": format_time(since - timedelta(days=1))}}})
-    assert state.range_start("message_opens", key, 11) == BOOKMARK - timedelta(hours=48)
-    assert state.range_start("message_opens", key, 12) == since - timedelta(hours=48)
-    assert state.range_start("message_opens", (key[0], 907), 14) == since - timedelta(days=1, hours=48)
-    assert state.range_start("message_clicks", key, 11) == START  # no bookmark: from the start date
-    # Recipients of messages sent since SendDate - L, and of every refused one.
-    assert state.wants_sends((BOOKMARK - timedelta(hours=47), 1), 11)
-    assert not state.wants_sends((BOOKMARK - timedelta(hours=49), 1), 11)
+    assert state.resume_since("message_opens", 812, 11, sent) == BOOKMARK
+    assert state.resume_since("message_opens", 812, 12, sent) == since
+    assert state.resume_since("message_opens", 907, 14, sent) == since - timedelta(days=1)
+    assert state.resume_since("message_clicks", 812, 11, sent) is None  # no bookmark: from the start date
 
 
-def test_refusals_are_kept_until_read_and_stay_small() -> None:
-    state = _state()
-    state.refuse_list("message_opens", 12)
-    old_key = (datetime(2026, 5, 1, tzinfo=timezone.utc), 1)
-    for msg_id in range(1, 4):  # a few messages of list 14: one entry each
-        state.refuse_message("message_opens", (old_key[0], msg_id), 14)
-    for msg_id in range(100, 1100):  # a whole list's messages: one entry for the list
-        state.refuse_message("message_opens", (old_key[0], msg_id), 15)
-    value = state.value["bookmarks"]["message_opens"]["refused"]
-    assert value["lists"] == {"12": format_time(BOOKMARK), "15": format_time(BOOKMARK)}
-    assert set(value["messages"]) == {"1", "2", "3"}
-    assert len(json.dumps(state.value)) < 1024
-    assert MAX_REFUSED_MESSAGES_PER_LIST < 1000
-    state.complete("message_opens")  # what was refused in this run stays
-    assert state.value["bookmarks"]["message_opens"]["refused"] == value
-    # The next run reads everything: the entries go, and the bookmark moves on.
-    later = TapState(state.value, run_time=RUN + timedelta(days=1), start=START)
-    assert later.range_start("message_opens", old_key, 15) == BOOKMARK - timedelta(hours=48)
-    later.complete("message_opens")
-    assert later.value["bookmarks"]["message_opens"] == {"OpenDate": format_time(RUN + timedelta(days=1))}
-
-
-def test_a_message_refused_after_its_list_came_back_keeps_its_own_entry() -> None:
-    since = datetime(2026, 5, 20, tzinfo=timezone.utc)
-    state = _state(refused={"lists": {"12": format_time(since)}, "messages": {}})
-    key = (datetime(2026, 5, 1, tzinfo=timezone.utc), 812)
-    state.refuse_message("message_opens", key, 12)  # the list was read this time; one message was not
-    state.complete("message_opens")
-    assert state.value["bookmarks"]["message_opens"]["refused"] == {
-        "lists": {}, "messages": {"812": {"ListID": 12, "since": format_time(since)}}}
-
+def test_an_older_checkpoint_continues_its_messages_from_its_until() -> None:
+    until = datetime(2026, 6, 9, tzinfo=timezone.utc)
+    through = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    state = _state(progress={"until": format_time(until), "SendDate": format_time(through), "MsgID": 812})
+    assert state.resume_since("message_opens", 812, 11, through) == until
+    assert state.resume_since("message_opens", 813, 11, through) == BOOKMARK
+    assert state.resume_since("message_opens", 1, 11, through - timedelta(days=1)) == until

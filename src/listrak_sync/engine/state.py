@@ -194,12 +194,12 @@ class SingerState:
         value = entry.get(field)
         self.bookmarks[stream] = None if value is None else parse_time(value, where=f"bookmark {stream}.{field}")
         progress = entry.get("progress")
-        if isinstance(progress, Mapping) and "MsgID" in progress:
+        if isinstance(progress, Mapping):
             where = f"{stream}.progress"
-            self._progress[stream] = (
-                parse_time(progress.get("until"), where=f"{where}.until"),
-                (parse_time(progress.get("SendDate"), where=f"{where}.SendDate"), _id(progress.get("MsgID"), where)),
-            )
+            until = parse_time(progress.get("until"), where=f"{where}.until")
+            if stream != "subscribed_contacts":  # read in full every run: its checkpoint is moot
+                sent = parse_time(progress.get("SendDate"), where=f"{where}.SendDate")
+                self._progress[stream] = (until, (sent, _id(progress.get("MsgID"), f"{where}.MsgID")))
         refused = entry.get("refused")
         if refused is None:
             return
