@@ -218,7 +218,8 @@ def test_refused_objects_are_asked_from_where_they_were_refused_when_access_retu
                             if row["ListID"] == refused}
         for name in ACTIVITY:  # nothing of the refused list is recorded as fetched: it waits
             assert recorded(state).get(name) and not refused_messages & set(recorded(state)[name])
-        assert state["bookmarks"]["message_opens"]["OpenDate"] == format_time(first_now.replace(tzinfo=timezone.utc))  # the others moved on
+        # The others moved on.
+        assert state["bookmarks"]["message_opens"]["OpenDate"] == format_time(first_now.replace(tzinfo=timezone.utc))
 
         sim.advance(1)
         sim.access.users["partial"] = free
