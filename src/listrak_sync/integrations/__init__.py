@@ -1,0 +1,1 @@
+"""Integrations with orchestrators (Dagster): thin layers over :mod:`listrak_sync.pipeline`."""
