@@ -19,9 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from listrak_sync.errors import ConfigError
+from listrak_sync.settings_table import PRODUCTION_ENDPOINT, SETTINGS_BY_FIELD, SettingType, default_of
 from listrak_sync.streams import STREAM_NAMES
-
-PRODUCTION_ENDPOINT = "https://webservices.listrak.com/v31/IntegrationService.asmx"
 
 START_DATE_FORMS = "MM/DD/YYYY, YYYY-MM-DD or an ISO timestamp such as 2024-01-31T08:00:00Z"
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
@@ -175,47 +174,33 @@ def parse_tables(value: str | Iterable[Any]) -> tuple[str, ...]:
 class Settings:
     """Everything a run needs; build it with :meth:`from_mapping` to get clear errors.
 
-    ``concurrency`` defaults to 8 requests in flight: Listrak documents no rate limit, and 8 is
-    what a browser opens to one host at most, enough to hide the per-page latency (a page is
-    one slow report query server-side) without looking like a flood; the client also halves
-    it by itself whenever the service signals overload.
+    The fields are the library keys of :data:`listrak_sync.settings_table.SETTINGS`, which
+    holds their defaults, meanings and the reasons for each default.
     """
 
     username: str
     password: Secret
     start_date: datetime
-    endpoint: str = PRODUCTION_ENDPOINT
-    concurrency: int = 8
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
-    # One whole HTTP exchange, body included: read_timeout alone is per read, so a server
-    # trickling a byte every few seconds would never time out.
-    request_deadline: float = 300.0
-    # Counted decompressed; a 2,500-row page of the widest report is ~700 kB. The body is held
-    # whole until it is refused, so this (times concurrency) bounds what a hostile answer costs.
-    max_response_bytes: int = 128 * 1024 * 1024
-    # 24 retries of full-jitter backoff capped at 30 s sleep ~290 s on average, so a 120 s
-    # outage is bridged (P(not) ~ 1e-5); the budget bounds how long one request may keep trying.
-    max_retries: int = 24
-    retry_budget_seconds: float = 600.0
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    interval_days: int = 365
-    include_test_messages: bool = True
-    list_ids: tuple[int, ...] | None = None
-    tables: tuple[str, ...] | None = None
-    # The service writes datetimes without a zone (REFERENCE.md §6, §12: probably US Eastern,
-    # unconfirmed). "UTC" stamps them as UTC unchanged, as tap-listrak does; a zone name such
-    # as "America/New_York" reads them as that zone's wall time and converts them to UTC.
-    source_timezone: str = "UTC"
-    trust_short_pages: bool = True
-    # Incremental runs (see listrak_sync.engine for the contract these settings tune).
-    trust_counters: bool = True
-    send_settle_hours: float = 24.0
-    full_recheck_days: float = 7.0
-    # The horizon of the incremental contract (listrak_sync.engine): messages younger than this,
-    # or whose counter moved this little before their last fetch, are re-read every run.
-    lookback_hours: float = 48.0
+    endpoint: str = default_of("endpoint")
+    concurrency: int = default_of("concurrency")
+    connect_timeout: float = default_of("connect_timeout")
+    read_timeout: float = default_of("read_timeout")
+    request_deadline: float = default_of("request_deadline")
+    max_response_bytes: int = default_of("max_response_bytes")
+    max_retries: int = default_of("max_retries")
+    retry_budget_seconds: float = default_of("retry_budget_seconds")
+    backoff_base: float = default_of("backoff_base")
+    backoff_max: float = default_of("backoff_max")
+    interval_days: int = default_of("interval_days")
+    include_test_messages: bool = default_of("include_test_messages")
+    list_ids: tuple[int, ...] | None = default_of("list_ids")
+    tables: tuple[str, ...] | None = default_of("tables")
+    source_timezone: str = default_of("source_timezone")
+    trust_short_pages: bool = default_of("trust_short_pages")
+    trust_counters: bool = default_of("trust_counters")
+    send_settle_hours: float = default_of("send_settle_hours")
+    full_recheck_days: float = default_of("full_recheck_days")
+    lookback_hours: float = default_of("lookback_hours")
 
     def __post_init__(self) -> None:
         if not isinstance(self.password, Secret):
@@ -281,16 +266,13 @@ class Settings:
         if unknown:
             raise ConfigError(f"Unknown setting(s) {', '.join(unknown)}. Valid settings: {', '.join(fields)}.")
         values = {key: value for key, value in mapping.items() if value is not None}
-        for required, hint in (
-            ("username", "LISTRAK_USERNAME"),
-            ("password", "LISTRAK_PASSWORD"),
-            ("start_date", "LISTRAK_START_DATE"),
-        ):
-            if required not in values:
-                raise ConfigError(f"Missing setting {required!r}. Set {hint}.")
+        for key, setting in SETTINGS_BY_FIELD.items():
+            if setting.required and key not in values:
+                raise ConfigError(f"Missing setting {key!r}. Set {setting.env}.")
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
-            kwargs[key] = _COERCE[key](key, value)
+            setting = SETTINGS_BY_FIELD[key]
+            kwargs[key] = (_as_secret if setting.secret else _PARSERS[setting.type])(key, value)
         return cls(**kwargs)
 
 
@@ -351,30 +333,14 @@ def _coerce_tables(key: str, value: Any) -> tuple[str, ...]:
     return parse_tables(value)
 
 
-_COERCE = {
-    "username": _as_str,
-    "password": _as_secret,
-    "start_date": _coerce_start,
-    "endpoint": _as_str,
-    "concurrency": _as_int,
-    "connect_timeout": _as_float,
-    "read_timeout": _as_float,
-    "request_deadline": _as_float,
-    "max_response_bytes": _as_int,
-    "max_retries": _as_int,
-    "retry_budget_seconds": _as_float,
-    "backoff_base": _as_float,
-    "backoff_max": _as_float,
-    "interval_days": _as_int,
-    "include_test_messages": _as_bool,
-    "list_ids": _coerce_list_ids,
-    "tables": _coerce_tables,
-    "source_timezone": _as_str,
-    "trust_short_pages": _as_bool,
-    "trust_counters": _as_bool,
-    "send_settle_hours": _as_float,
-    "full_recheck_days": _as_float,
-    "lookback_hours": _as_float,
+_PARSERS = {
+    SettingType.TEXT: _as_str,
+    SettingType.DATE: _coerce_start,
+    SettingType.INTEGER: _as_int,
+    SettingType.NUMBER: _as_float,
+    SettingType.BOOLEAN: _as_bool,
+    SettingType.LIST_IDS: _coerce_list_ids,
+    SettingType.TABLE_NAMES: _coerce_tables,
 }
 
 

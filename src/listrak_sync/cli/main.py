@@ -26,10 +26,8 @@ from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.pipeline.display import display
 from listrak_sync.pipeline.run_settings import (
     ALL_ACCOUNTS,
-    KEYS,
     RunTarget,
     account_names,
-    active_keys,
     gather,
     select_accounts,
     where_to_set,
@@ -38,6 +36,7 @@ from listrak_sync.pipeline.runner import replicate
 from listrak_sync.process import tune_for_bulk_work
 from listrak_sync.progress import RunProgress
 from listrak_sync.settings import Settings
+from listrak_sync.settings_table import Surface, settings_of
 from listrak_sync.soap.client import ListrakClient, unreachable_is_config
 from listrak_sync.streams import STREAMS
 
@@ -195,12 +194,12 @@ _ACCOUNT_HELP = ("A named account ([sources.listrak.accounts.<name>] in .dlt/*.t
                  "each in turn: --account all.")
 
 
-def _key_options(names: tuple[str, ...]) -> Callable[[F], F]:
-    """Flags for settings keys, generated from the settings table (no defaults: see run_settings)."""
+def _key_options(surface: Surface) -> Callable[[F], F]:
+    """The flags of a command's keys, generated from the settings table (no defaults: see run_settings)."""
     def decorate(func: F) -> F:
-        for key in reversed([k for k in active_keys() if k.name in names]):
+        for key in reversed(settings_of(surface)):
             if key.flag:
-                text = f"{key.help} ${key.env}; default {key.default_text}.".replace("`", "")
+                text = f"{key.description} ${key.env}; default {key.default_text}.".replace("`", "")
                 func = click.option(key.flag, key.name, help=text)(func)
         return func
 
@@ -260,7 +259,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 
 
 @cli.command()
-@_key_options(("username", "endpoint"))
+@_key_options(Surface.CHECK)
 @click.option("--account", help=_ACCOUNT_HELP)
 @_log_options
 @click.pass_context
@@ -322,11 +321,8 @@ def discover(as_json: bool) -> None:
         click.echo()
 
 
-_RUN_KEYS = tuple(k.name for k in KEYS if k.name not in ("username", "password"))
-
-
 @cli.command()
-@_key_options(("username", *_RUN_KEYS))
+@_key_options(Surface.RUN)
 @click.option("--account", help=_ACCOUNT_HELP)
 @click.option("--full-refresh", is_flag=True, help="Re-pull everything instead of only what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

@@ -42,19 +42,16 @@ from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
 from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
 
 from listrak_sync.errors import ConfigError
+from listrak_sync.settings_table import default_of
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-DEFAULT_DUCKDB_PATH = "listrak.duckdb"
-DEFAULT_DATASET = "listrak"
-DEFAULT_LOCK_WAIT_SECONDS = 60.0
-# DuckDB's buffer pool during a load (it spills to ``<file>.tmp`` beyond it). DuckDB's own
-# default is 80% of RAM, and it took it: inserting 2.4M opens from Parquet peaked 180 MiB above
-# the process; 118 MiB at 128MB, 75 at 64MB, 42 at 32MB, for 1.9x the insert time at 32MB.
-# ``benchmarks/run.py --large``: the whole load 6.7 s -> about 10 s, peak RSS 406 -> 266 MiB
-# with the other memory bounds. 16MB ran out on 600,000 rows of 0.5 KB; 32MB did not.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "32MB"
+# The run keys' defaults, from the settings table (where the memory limit's figures are).
+DEFAULT_DUCKDB_PATH: str = default_of("duckdb")
+DEFAULT_DATASET: str = default_of("dataset")
+DEFAULT_LOCK_WAIT_SECONDS: float = default_of("lock_wait_seconds")
+DEFAULT_DUCKDB_MEMORY_LIMIT: str = default_of("duckdb_memory_limit")
 _DUCKDB_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 REPLACE_STRATEGY = "insert-from-staging"
 # PostgreSQL's identifier limit; the other SQL destinations allow at least as much.

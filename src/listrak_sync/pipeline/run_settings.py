@@ -1,6 +1,7 @@
-"""Where the settings of a run come from: one table of keys, read the dlt way.
+"""Where the settings of a run come from: the ``run`` keys of the settings table, read the dlt way.
 
-Every key can be given, highest priority first, as:
+Every key of :data:`listrak_sync.settings_table.SETTINGS` with the ``run`` surface can be given,
+highest priority first, as:
 
 1. a command-line flag (``--concurrency 4``), where ``run`` offers one;
 2. an environment variable ``LISTRAK_<KEY>`` (``LISTRAK_CONCURRENCY=4``);
@@ -9,8 +10,7 @@ Every key can be given, highest priority first, as:
    ``.dlt`` folder, then the user's ``~/.dlt``).
 
 A key under ``[sources.listrak]`` (or ``SOURCES__LISTRAK__*``) that is not in the table is an
-error naming the valid keys, so a typo never silently sends a run to production. The table
-also writes the README's configuration reference (a test keeps them in step).
+error naming the valid keys, so a typo never silently sends a run to production.
 
 Named accounts: ``[sources.listrak.accounts.<name>]`` tables (or
 ``SOURCES__LISTRAK__ACCOUNTS__<NAME>__<KEY>`` variables) each hold any key of the table. For a
@@ -18,11 +18,14 @@ run of account ``<name>`` a key comes from, highest priority first: the flag; th
 value; then the keys shared by every run (``LISTRAK_<KEY>``, ``SOURCES__LISTRAK__<KEY>``,
 ``[sources.listrak]``). The dataset is never shared: it is the account's own, else the
 account's name, so two accounts cannot load into one dataset by accident (that is an error too).
+
+dlt's configuration is read through its public accessors only: ``dlt.secrets``/``dlt.config``
+for a value, and each of ``dlt.config.config_providers``' ``get_value`` for the whole
+``[sources.listrak]`` table of each file (to find keys that are not in the table).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -36,7 +39,7 @@ from listrak_sync.pipeline.destinations import (
     DEFAULT_DUCKDB_PATH,
     DEFAULT_LOCK_WAIT_SECONDS,
 )
-from listrak_sync.settings import PRODUCTION_ENDPOINT, Settings
+from listrak_sync.settings_table import SETTINGS_BY_NAME, Setting, Surface, default_of, settings_of
 
 SECTION = ("sources", "listrak")
 ACCOUNTS = "accounts"
@@ -44,79 +47,9 @@ ALL_ACCOUNTS = "all"
 _ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
-@dataclass(frozen=True)
-class Key:
-    """One setting: its name everywhere, the ``run`` flag (if any), its meaning and default.
-
-    The default shown is the :class:`Settings` field's own default (with ``unit``), unless
-    ``default`` describes one that is not a plain value.
-    """
-
-    name: str
-    flag: str | None
-    help: str
-    default: str | None = None
-    unit: str = ""
-    field: str | None = None  # the Settings field it fills, if not ``name``
-
-    @property
-    def env(self) -> str:
-        return f"LISTRAK_{self.name.upper()}"
-
-    @property
-    def default_text(self) -> str:
-        if self.default is not None:
-            return self.default
-        value = _FIELD_DEFAULTS[self.field or self.name]
-        shown = str(value).lower() if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else value
-        return f"`{shown}`{' ' + self.unit if self.unit else ''}"
-
-
-_RUN_LEVEL = ("destination", "duckdb", "dataset", "lock_wait_seconds", "duckdb_memory_limit")
-_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
-KEYS: tuple[Key, ...] = (
-    Key("username", "--username", "Listrak API user.", "prompt on a terminal"),
-    Key("password", None, "Its password. No flag, by design: keep it out of shell history.", "prompt on a terminal"),
-    Key("start_date", "--start-date", "Earliest data: `MM/DD/YYYY`, `YYYY-MM-DD` or an ISO timestamp.", "required"),
-    Key("endpoint", "--endpoint", "SOAP endpoint: production, a proxy or the simulator.",
-        f"`{PRODUCTION_ENDPOINT}`"),
-    Key("tables", "--tables", "Tables to replicate, comma-separated (`lists,messages`).", "all nine"),
-    Key("lists", "--lists", "List IDs to replicate, comma-separated.", "every list the user can see",
-        field="list_ids"),
-    Key("destination", "--destination", "A dlt destination name (`postgres`, `filesystem`, ...); its "
-        "credentials the dlt way (`DESTINATION__POSTGRES__CREDENTIALS`).", "`duckdb`"),
-    Key("duckdb", "--duckdb", "DuckDB file, relative to the current directory.", f"`{DEFAULT_DUCKDB_PATH}`"),
-    Key("dataset", "--dataset", "Dataset (schema) to load into.", f"`{DEFAULT_DATASET}`"),
-    Key("lock_wait_seconds", None, "Seconds to wait while another process holds the DuckDB file.",
-        f"`{DEFAULT_LOCK_WAIT_SECONDS:g}` s"),
-    Key("duckdb_memory_limit", None, "DuckDB's memory while loading; beyond it, it spills to `<file>.tmp`.",
-        f"`{DEFAULT_DUCKDB_MEMORY_LIMIT}`"),
-    Key("concurrency", "--concurrency", "Most requests in flight; halves by itself on 503/429."),
-    Key("connect_timeout", "--connect-timeout", "Seconds to wait for a connection.", unit="s"),
-    Key("read_timeout", "--read-timeout", "Seconds to wait for each read of a response.", unit="s"),
-    Key("request_deadline", "--request-deadline", "Seconds one whole request may take, body included.", unit="s"),
-    Key("max_response_bytes", "--max-response-bytes", "Largest response accepted, counted after decompression.",
-        unit="bytes"),
-    Key("max_retries", "--max-retries", "Retries of one request after a transient failure."),
-    Key("retry_budget_seconds", "--retry-budget-seconds", "Total time one request may spend retrying.", unit="s"),
-    Key("backoff_base", None, "First retry delay (exponential, full jitter).", unit="s"),
-    Key("backoff_max", None, "Longest retry delay.", unit="s"),
-    Key("interval_days", None, "Days per message-report window, wherever a list's message count is not yet known."),
-    Key("include_test_messages", None, "Include test sends in `messages`."),
-    Key("source_timezone", None, "Zone of Listrak's zone-less dates (e.g. `America/New_York`)."),
-    Key("trust_short_pages", None, "A page shorter than a proven page size is the last one."),
-    Key("trust_counters", None, "Skip a message's report while its counter stands still."),
-    Key("send_settle_hours", None, "Hours after which a send's recipients are final."),
-    Key("full_recheck_days", None, "Days between a list's periodic re-reads of every message (0: every run)."),
-    Key("lookback_hours", None, "Hours during which a message, or a counter that moved, is re-read every run."),
-)
-_KEYS_BY_NAME = {key.name: key for key in KEYS}
-
-
-def active_keys() -> tuple[Key, ...]:
-    """The keys this version understands: run-level ones and every :class:`Settings` field."""
-    fields = {f.name for f in dataclasses.fields(Settings)}
-    return tuple(k for k in KEYS if k.name in _RUN_LEVEL or (k.field or k.name) in fields)
+def active_keys() -> tuple[Setting, ...]:
+    """The keys of a run: the table's ``run`` keys, in table order."""
+    return settings_of(Surface.RUN)
 
 
 @dataclass(frozen=True)
@@ -159,7 +92,7 @@ def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[d
         if value is not None:
             found[key.name] = value
     target = RunTarget(
-        destination=str(found.pop("destination", "duckdb")),
+        destination=str(found.pop("destination", default_of("destination"))),
         duckdb=str(found.pop("duckdb", DEFAULT_DUCKDB_PATH)),
         dataset=str(found.pop("dataset", account or DEFAULT_DATASET)),
         lock_wait_seconds=_seconds("lock_wait_seconds", found.pop("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)),
@@ -167,16 +100,16 @@ def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[d
     )
     if account is not None:
         _check_own_dataset(account, target)
-    fields = {k.name: k.field or k.name for k in keys}
+    fields = {k.name: k.field_name for k in keys}
     return {fields[name]: value for name, value in found.items()}, target
 
 
-def _lookup(key: Key, cli_values: Mapping[str, Any], account: str | None) -> Any:
+def _lookup(key: Setting, cli_values: Mapping[str, Any], account: str | None) -> Any:
     value = cli_values.get(key.name)
     if value is None and account is not None:
         value = _from_dlt(key.name, (*SECTION, ACCOUNTS, account))
     if value is None and not (account is not None and key.name == "dataset"):
-        value = os.environ.get(key.env) or None
+        value = os.environ.get(f"LISTRAK_{key.name.upper()}") or None
         if value is None:
             value = _from_dlt(key.name)
     return value
@@ -238,10 +171,11 @@ def _check_own_dataset(account: str, target: RunTarget) -> None:
 
 def _configured_place(account: str) -> tuple[str, str, str]:
     def value(name: str, default: str) -> str:
-        found = _lookup(_KEYS_BY_NAME[name], {}, account)
+        found = _lookup(SETTINGS_BY_NAME[name], {}, account)
         return default if found is None else str(found)
 
-    return _place(value("destination", "duckdb"), value("duckdb", DEFAULT_DUCKDB_PATH), value("dataset", account))
+    return _place(value("destination", default_of("destination")), value("duckdb", DEFAULT_DUCKDB_PATH),
+                  value("dataset", account))
 
 
 def _place(destination: str, duckdb: str, dataset: str) -> tuple[str, str, str]:
@@ -292,12 +226,7 @@ def _configured_names() -> Iterator[tuple[str, str, str | None]]:
             yield variable, parts[1], _account_name(parts[0], variable)
         elif variable.startswith(prefix):
             yield variable, variable[len(prefix):].lower(), None
-    for name, text in _toml_documents():
-        section: Any = _parse_toml(text)
-        for part in SECTION:
-            section = section.get(part, {}) if isinstance(section, Mapping) else {}
-        if not isinstance(section, Mapping):
-            continue
+    for name, section in _configured_tables():
         table = f"{name} [{'.'.join(SECTION)}]"
         for key, value in section.items():
             if key != ACCOUNTS:
@@ -312,6 +241,26 @@ def _configured_names() -> Iterator[tuple[str, str, str | None]]:
                     yield where, str(key_name), _account_name(str(account), where)
 
 
+def _configured_tables() -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Each dlt provider's ``[sources.listrak]`` table (``.dlt/secrets.toml``, ``.dlt/config.toml``).
+
+    dlt's accessors answer one value, from the first provider that has it; unknown keys must be
+    found in every file, so each provider is asked for the whole table.
+    """
+    import dlt
+
+    *sections, key = SECTION
+    try:
+        for provider in dlt.config.config_providers:
+            if provider.is_empty:
+                continue
+            table, _ = provider.get_value(key, dict, None, *sections)
+            if isinstance(table, Mapping):
+                yield provider.name, table
+    except Exception as exc:  # a malformed TOML file, for instance
+        raise ConfigError(f"Cannot read [{'.'.join(SECTION)}] from dlt's configuration: {exc}.") from None
+
+
 def _account_name(name: str, where: str) -> str:
     if name == ALL_ACCOUNTS or not _ACCOUNT_NAME.fullmatch(name):
         raise ConfigError(
@@ -321,47 +270,13 @@ def _account_name(name: str, where: str) -> str:
     return name
 
 
-def _toml_documents() -> Iterator[tuple[str, str]]:
-    from dlt.common.configuration.container import Container
-    from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
-
-    for provider in Container()[PluggableRunContext].providers.providers:
-        to_toml = getattr(provider, "to_toml", None)
-        if to_toml is not None:
-            yield provider.name, to_toml()
-
-
-def _parse_toml(text: str) -> Mapping[str, Any]:
-    import tomlkit
-
-    return tomlkit.parse(text).unwrap()
-
-
-def settings_markdown() -> str:
-    """The README's configuration reference, generated from :data:`KEYS`."""
-    rows = ["| key | `run` flag | environment | default | meaning |", "|---|---|---|---|---|"]
-    for key in active_keys():
-        flag = f"`{key.flag}`" if key.flag else ""
-        rows.append(f"| `{key.name}` | {flag} | `{key.env}` | {key.default_text} | {key.help} |")
-    rows.append(
-        f"| `{ACCOUNTS}.<name>.<key>` | `--account <name>` or `--account {ALL_ACCOUNTS}` | "
-        f"`SOURCES__LISTRAK__ACCOUNTS__<NAME>__<KEY>` | none | A named account: any key above, under "
-        f"`[sources.listrak.accounts.<name>]`, over the shared ones; its `dataset` defaults to `<name>` "
-        "(see [Sharding and many accounts](#sharding-and-many-accounts)). |"
-    )
-    return "\n".join(rows)
-
-
 __all__ = [
     "ALL_ACCOUNTS",
     "DEFAULT_DATASET",
-    "KEYS",
-    "Key",
     "RunTarget",
     "account_names",
     "active_keys",
     "gather",
     "select_accounts",
-    "settings_markdown",
     "where_to_set",
 ]

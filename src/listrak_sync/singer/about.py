@@ -2,10 +2,11 @@
 
 The JSON form has the keys the Meltano SDK's ``--about --format=json`` has (``name``,
 ``description``, ``version``, ``capabilities``, ``settings`` as a JSON schema), so Meltano
-and MeltanoHub can read it; the Markdown form is for people. Settings are the keys
-``singer-io/tap-listrak`` reads (``username``, ``password``, ``start_date``, ``interval_days``)
-plus our optional tuning keys, with the defaults of :class:`~listrak_sync.settings.Settings`, and
-the tap's own :data:`TAP_OPTIONS` (``typed_event_dates``).
+and MeltanoHub can read it; the Markdown form is for people. The settings are the ``tap`` keys
+of :data:`listrak_sync.settings_table.SETTINGS`, with their types, defaults and descriptions
+from there: the keys ``singer-io/tap-listrak`` reads (``username``, ``password``,
+``start_date``, ``interval_days``), our optional tuning keys, and the tap's own options
+(:data:`TAP_OPTIONS`, such as ``typed_event_dates``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import json
 from typing import Any
 
 from listrak_sync import __version__
-from listrak_sync.settings import START_DATE_FORMS, Settings
+from listrak_sync.settings import Settings
+from listrak_sync.settings_table import Setting, Surface, settings_of
 
 NAME = "tap-listrak"
 DESCRIPTION = (
@@ -24,77 +26,35 @@ DESCRIPTION = (
     "A drop-in replacement for singer-io/tap-listrak, with concurrent extraction."
 )
 CAPABILITIES = ("catalog", "properties", "discover", "state", "about", "test")
-REQUIRED = ("username", "password", "start_date")
+_TAP_KEYS = settings_of(Surface.TAP)
+REQUIRED = tuple(setting.field_name for setting in _TAP_KEYS if setting.required)
 
-# The tap's config keys: an allow-list, so that settings of the dlt job only (``tables``, which
-# the catalog replaces; ``full_recheck_days``, ``trust_counters`` and ``send_settle_hours``,
-# which tune the dlt plan the tap does not keep) never show up here: a config that holds them
-# gets the unknown-keys warning, as tap-listrak 1.3.1's configs with extra keys do.
-_DESCRIPTIONS: dict[str, str] = {
-    "username": "The Listrak API user (Manage > Accounts > User Manager, with API Access).",
-    "password": "The API user's password. Sent only in the SOAP header; never logged.",
-    "start_date": f"Earliest data to replicate: {START_DATE_FORMS}.",
-    "endpoint": "The SOAP endpoint: production, a proxy, or the bundled simulator's URL.",
-    "concurrency": "Most requests in flight at once (1-64); halved automatically while the service is overloaded.",
-    "connect_timeout": "Seconds to wait for a connection.",
-    "read_timeout": "Seconds to wait for a response.",
-    "max_retries": "Retries of a transient failure (timeouts, 5xx, overload); access errors are never retried.",
-    "backoff_base": "First retry delay in seconds (exponential, with jitter).",
-    "backoff_max": "Longest retry delay in seconds.",
-    "interval_days": "Length in days of the date windows that messages are requested in (as tap-listrak).",
-    "include_test_messages": "Include test sends in messages (tap-listrak always did).",
-    "list_ids": "Replicate only these list IDs (default: every list the user can see).",
-    "source_timezone": "Time zone of the service's undesignated times; UTC stamps them unchanged, as tap-listrak did.",
-    "trust_short_pages": "Stop paging at a page shorter than the proven page size, saving one request per object.",
-    "request_deadline": "Seconds one whole request may take, body included (at least read_timeout).",
-    "max_response_bytes": "Largest response accepted, in bytes after decompression; a larger one fails the request.",
-    "retry_budget_seconds": "Seconds one request may keep retrying transient failures, sleeps included.",
-    "lookback_hours": (
-        "Hours before the bookmark that each run's date ranges start, so that events the service shows "
-        "late are still emitted; events in that overlap may be emitted again."
-    ),
-}
+
+def _schema(setting: Setting) -> dict[str, Any]:
+    schema = setting.type.json_schema
+    schema["description"] = setting.description
+    if setting.default is not None:
+        schema["default"] = setting.default
+    if setting.secret:
+        schema.update(secret=True, writeOnly=True)
+    return schema
+
 
 # Settings of the tap alone (not of :class:`Settings`): how records are shaped.
 TAP_OPTIONS: dict[str, dict[str, Any]] = {
-    "typed_event_dates": {
-        "type": "boolean",
-        "default": False,
-        "description": (
-            "Emit ClickDate, OpenDate, ReadDate and BounceDate (strings in Listrak's WSDL) as RFC 3339 "
-            "UTC date-times, like the other dates. Default: as the service sent them, as tap-listrak did."
-        ),
-    },
-}
-
-_JSON_TYPES: dict[str, dict[str, Any]] = {
-    "str": {"type": "string"},
-    "Secret": {"type": "string"},
-    "datetime": {"type": "string"},
-    "int": {"type": "integer"},
-    "float": {"type": "number"},
-    "bool": {"type": "boolean"},
-    "tuple[int, ...] | None": {"type": "array", "items": {"type": "integer"}},
+    setting.field_name: _schema(setting) for setting in _TAP_KEYS if Surface.LIBRARY not in setting.surfaces
 }
 
 
 def tap_settings() -> list[dataclasses.Field[Any]]:
     """The :class:`Settings` fields a tap config may hold, in their declaration order."""
-    return [f for f in dataclasses.fields(Settings) if f.name in _DESCRIPTIONS]
+    names = {setting.field_name for setting in _TAP_KEYS}
+    return [f for f in dataclasses.fields(Settings) if f.name in names]
 
 
 def settings_schema() -> dict[str, Any]:
     """The tap's config as a JSON schema (``settings`` in ``--about --format json``)."""
-    properties: dict[str, Any] = {}
-    for setting in tap_settings():
-        schema: dict[str, Any] = dict(_JSON_TYPES[str(setting.type)])
-        schema["description"] = _DESCRIPTIONS[setting.name]
-        if setting.default is not dataclasses.MISSING and setting.default is not None:
-            schema["default"] = setting.default
-        if setting.name == "password":
-            schema.update(secret=True, writeOnly=True)
-        properties[setting.name] = schema
-    properties.update({name: dict(schema) for name, schema in TAP_OPTIONS.items()})
+    properties = {setting.field_name: _schema(setting) for setting in _TAP_KEYS}
     return {"type": "object", "properties": properties, "required": list(REQUIRED)}
 
 
