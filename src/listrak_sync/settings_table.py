@@ -13,7 +13,7 @@ A key belongs to some of four surfaces (:class:`Surface`):
 - ``tap``: a key of ``tap-listrak``'s config: the keys ``singer-io/tap-listrak`` reads, our
   tuning keys, and the tap's own options. An allow-list: settings of the dlt job only (``tables``,
   which the catalog replaces; ``full_recheck_days``, ``trust_counters`` and ``send_settle_hours``,
-  which tune the dlt plan the tap does not keep) are not, so that a config holding them gets the
+  which the tap takes at their defaults) are not, so that a config holding them gets the
   unknown-keys warning, as tap-listrak 1.3.1's configs with extra keys do;
 - ``library``: a field of :class:`Settings`.
 """
@@ -187,8 +187,8 @@ SETTINGS: tuple[Setting, ...] = (
             description="Days between a list's periodic re-reads of every message (0: every run)."),
     # The horizon of the incremental contract (listrak_sync.engine).
     Setting("lookback_hours", T.NUMBER, _NOT_CHECK, default=48.0,
-            description="Hours during which a message, or a counter that moved, is re-read every run; the tap "
-                        "starts each date range this long before its bookmark."),
+            description="Hours during which a message, or a counter that moved, is re-read every run (the tap "
+                        "re-reads each from this long before its last fetch)."),
     Setting("typed_event_dates", T.BOOLEAN, _TAP_ONLY, default=False,
             description="Emit ClickDate, OpenDate, ReadDate and BounceDate (strings in Listrak's WSDL) as RFC 3339 "
                         "UTC date-times, like the other dates. Default: as the service sent them, as tap-listrak did."),
