@@ -97,13 +97,6 @@ def test_the_password_has_no_flag_anywhere_and_is_the_only_secret() -> None:
     assert about()["settings"]["properties"]["password"]["writeOnly"] is True
 
 
-def test_the_core_table_imports_no_framework() -> None:
-    code = ("import sys, listrak_sync.settings, listrak_sync.settings_table; "
-            "print([m for m in ('dlt', 'click', 'dagster') if m in sys.modules])")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert result.stdout.strip() == "[]"
-
-
 # ---- resolution through dlt's configuration, each case in a fresh process
 
 GATHER = """
