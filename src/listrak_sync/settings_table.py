@@ -185,7 +185,8 @@ SETTINGS: tuple[Setting, ...] = (
             description="Hours after which a send's recipients are final."),
     Setting("full_recheck_days", T.NUMBER, _NOT_TAP, default=7.0,
             description="Days between a list's periodic re-reads of every message (0: every run)."),
-    # The horizon of the incremental contract (listrak_sync.engine).
+    # The horizon of the incremental contract (listrak_sync.engine): messages younger than this,
+    # or whose counter moved this little before their last fetch, are re-read every run.
     Setting("lookback_hours", T.NUMBER, _NOT_CHECK, default=48.0,
             description="Hours during which a message, or a counter that moved, is re-read every run (the tap "
                         "re-reads each from this long before its last fetch)."),
