@@ -179,11 +179,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trust_short_pages", T.BOOLEAN, _NOT_CHECK, default=True,
             description="A page shorter than a proven page size is the last one (saves one request per object)."),
     # Incremental runs (see listrak_sync.engine for the contract these settings tune).
-    Setting("trust_counters", T.BOOLEAN, _NOT_TAP, default=True,
-            description="Skip a message's report while its counter stands still."),
-    Setting("send_settle_hours", T.NUMBER, _NOT_TAP, default=24.0,
+    Setting("trust_counters", T.BOOLEAN, _NOT_CHECK, default=True,
+            description="Skip a message's report while its counter stands still (false: every message every "
+                        "run, the lookback-only policy)."),
+    Setting("send_settle_hours", T.NUMBER, _NOT_CHECK, default=24.0,
             description="Hours after which a send's recipients are final."),
-    Setting("full_recheck_days", T.NUMBER, _NOT_TAP, default=7.0,
+    Setting("full_recheck_days", T.NUMBER, _NOT_CHECK, default=7.0,
             description="Days between a list's periodic re-reads of every message (0: every run)."),
     # The horizon of the incremental contract (listrak_sync.engine): messages younger than this,
     # or whose counter moved this little before their last fetch, are re-read every run.
