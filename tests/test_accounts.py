@@ -247,17 +247,17 @@ def test_account_selection(accounts_env: pytest.MonkeyPatch) -> None:
         account_names()
 
 
-# ---- the README's many-accounts example, as written
+# ---- the manual's many-accounts example, as written
 
 
 def readme_subsection(title: str) -> str:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    start = readme.index(f"### {title}\n")
-    ends = [i for i in (readme.find("\n## ", start), readme.find("\n### ", start + 1)) if i > 0]
-    return readme[start:min(ends)]
+    page = (Path(__file__).parent.parent / "docs" / "accounts.md").read_text()
+    start = page.index(f"## {title}\n")
+    end = page.find("\n## ", start + 1)
+    return page[start:end if end > 0 else None]
 
 
-def test_the_readmes_many_accounts_example_works_as_written(tmp_path: Path) -> None:
+def test_the_manuals_many_accounts_example_works_as_written(tmp_path: Path) -> None:
     import tomlkit
     from test_readme_as_written import code_blocks, commands, sh, user_env
 
@@ -272,7 +272,7 @@ def test_the_readmes_many_accounts_example_works_as_written(tmp_path: Path) -> N
         files[name] = tomlkit.parse(block).unwrap()["sources"]["listrak"]
     shared, secrets = files[".dlt/config.toml"], files[".dlt/secrets.toml"]["accounts"]
     assert list(secrets) == ["brand_a", "brand_b"]
-    # the README's own credentials; each user sees other lists
+    # the page's own credentials; each user sees other lists
     users = {"brand_a": User(secrets["brand_a"]["username"], secrets["brand_a"]["password"], frozenset({310000})),
              "brand_b": User(secrets["brand_b"]["username"], secrets["brand_b"]["password"],
                              frozenset({310032, 310050}))}

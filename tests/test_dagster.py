@@ -3,7 +3,7 @@ equals the ground truth in DuckDB, per account partition too, with the run summa
 
 Most tests materialize in-process (``dagster.materialize``) with settings from the environment
 (dlt reads environment variables live; ``.dlt`` files only once per process). One runs the
-command the README shows, ``dagster asset materialize -m listrak_sync.integrations.dagster --select '*'``,
+command docs/orchestrators.md shows, ``dagster asset materialize -m listrak_sync.integrations.dagster --select '*'``,
 as a subprocess with its own DAGSTER_HOME, and compares its wall time with ``listrak-sync run``.
 """
 
@@ -180,11 +180,11 @@ def test_the_dagster_command_as_written_fills_the_destination(sim: Simulator, tm
           f"listrak-sync run {seconds['cli']:.1f}s, overhead {seconds['dagster'] - seconds['cli']:.1f}s")
 
 
-def test_the_readmes_schedule_asks_for_one_run_per_account(settings_env: pytest.MonkeyPatch) -> None:
+def test_the_manuals_schedule_asks_for_one_run_per_account(settings_env: pytest.MonkeyPatch) -> None:
     import re
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    (code,) = [block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    page = (Path(__file__).parent.parent / "docs" / "orchestrators.md").read_text()
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", page, flags=re.S)
                if block.startswith("# orchestration.py")]
     with_accounts(settings_env, brand_a=BRAND_A, brand_b=BRAND_B)
     # its `defs`, as a process started with these settings builds it

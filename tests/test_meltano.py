@@ -1,9 +1,9 @@
-"""The README's Meltano project, run as written with Meltano 4 against the simulator.
+"""The manual's Meltano project, run as written with Meltano 4 against the simulator.
 
-The ``meltano.yml`` and the ``meltano ...`` commands are taken from the README's "Meltano"
+The ``meltano.yml`` and the ``meltano ...`` commands are taken from docs/singer.md's "Meltano"
 section, with only the documented placeholder ``/path/to/listrak-sync`` replaced by this
 checkout and ``api-user`` by the simulator's user; the password comes from ``LISTRAK_PASSWORD``
-and the endpoint from ``TAP_LISTRAK_ENDPOINT``, as the README says. Meltano lives in its own
+and the endpoint from ``TAP_LISTRAK_ENDPOINT``, as the page says. Meltano lives in its own
 virtualenv (``make test`` installs it at ``.venv/targets/meltano``); it installs both plugins
 from this checkout and PyPI, and the JSONL files target-jsonl writes are compared with the
 simulator's ground truth.
@@ -40,12 +40,10 @@ def meltano_executable() -> Path:
 
 
 def readme_meltano_section() -> tuple[str, list[str]]:
-    """The README's meltano.yml and its ``meltano ...`` command lines, as written."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    singer = readme[readme.index("## Using with Singer / Meltano\n"):]
-    singer = singer[:singer.index("\n## ", 1)]
-    section = singer[singer.index("### Meltano\n"):]
-    section = section[:section.index("\n### ", 1)]
+    """docs/singer.md's meltano.yml and its ``meltano ...`` command lines, as written."""
+    singer = (REPO / "docs" / "singer.md").read_text(encoding="utf-8")
+    section = singer[singer.index("## Meltano\n"):]
+    section = section[:section.index("\n## ", 1)]
     blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.DOTALL)
     meltano_yml = next(text for lang, text in blocks if lang == "yaml")
     shell = next(text for lang, text in blocks if lang == "sh")

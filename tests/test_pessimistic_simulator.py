@@ -1,7 +1,7 @@
 """Each knob of the simulator's profiles is really played, checked over HTTP (raw SOAP and zeep).
 
 Every test starts from the friendly profile and turns on one knob (or the pessimistic preset),
-so a failure names the knob that is not played. REFERENCE.md §12 lists the facts behind them.
+so a failure names the knob that is not played. docs/listrak-api.md §12 lists the facts behind them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The incremental contract, checked against ground truth under both simulator profiles.
 
 A full run equals ``Account.ground_truth``; after clock moves an incremental run misses at most
-what README "Incremental runs" allows (nothing extra in any table, none short by more than
+what docs/incremental.md allows (nothing extra in any table, none short by more than
 0.1%, and on the tiny account nothing at all); deletes propagate; ``--full-refresh`` is exact
 again. DuckDB and PostgreSQL.
 """

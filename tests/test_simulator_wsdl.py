@@ -1,4 +1,4 @@
-"""The contract file: the bundled WSDL agrees with REFERENCE.md §2-§5 and with the stream table."""
+"""The contract file: the bundled WSDL agrees with docs/listrak-api.md §2-§5 and with the stream table."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """zeep, an independent SOAP client, against the running simulator: every operation, the shapes
-REFERENCE.md §10 describes, and values equal to the account's own rows."""
+docs/listrak-api.md §10 describes, and values equal to the account's own rows."""
 
 from __future__ import annotations
 

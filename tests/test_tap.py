@@ -287,7 +287,7 @@ def test_a_tap_listrak_state_file_is_continued_from(tmp_path: Path) -> None:
                              [row for row in truth[table] if row[cursor] >= overlap])
     assert_records_match("message_sends", records["message_sends"],
                          [row for row in truth["message_sends"] if sent[row["MsgID"]] >= since - LOOKBACK])
-    # In full every run: a resubscribed contact keeps its first AdditionDate (REFERENCE.md §4.6).
+    # In full every run: a resubscribed contact keeps its first AdditionDate (docs/listrak-api.md §4.6).
     assert_records_match("subscribed_contacts", records["subscribed_contacts"], truth["subscribed_contacts"])
     final = states_of(messages)[-1]
     assert "currently_syncing" in final  # keys we do not use are kept: a strict superset

@@ -171,7 +171,7 @@ def test_runs_with_clock_moves_and_a_kill_emit_every_event_at_least_once(
     # off); the lookback covers that too, and records carry the wall times stamped UTC.
     emitted, truth, duplicates, state = run_sequence(tmp_path, profile, zone=zone)
     assert max(emitted.state_sizes) < STATE_BOUND
-    # Duplicates come only from the overlaps the README names, so they stay a small share.
+    # Duplicates come only from the overlaps docs/singer.md names, so they stay a small share.
     for table in RANGE_STREAMS:
         assert duplicates[table] <= len(truth[table]), (table, duplicates[table], len(truth[table]))
     assert all("progress" not in entry and "refused" not in entry for entry in state["bookmarks"].values())

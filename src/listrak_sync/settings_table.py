@@ -171,7 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
             description="Days per message-report window, wherever a list's message count is not yet known."),
     Setting("include_test_messages", T.BOOLEAN, _NOT_CHECK, default=True,
             description="Include test sends in `messages`."),
-    # The service writes datetimes without a zone (REFERENCE.md §6, §12: probably US Eastern,
+    # The service writes datetimes without a zone (docs/listrak-api.md §6, §12: probably US Eastern,
     # unconfirmed). A zone name reads them as that zone's wall time and converts them to UTC.
     Setting("source_timezone", T.TEXT, _NOT_CHECK, default="UTC",
             description="Zone of Listrak's zone-less dates (e.g. `America/New_York`); `UTC` stamps them "

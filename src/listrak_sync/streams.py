@@ -1,8 +1,8 @@
 """The stream table: every fact about the nine Listrak streams, in one place.
 
 Everything else reads this module: the SOAP client's envelopes, the extractors, the dlt
-source, the Singer catalog, the simulator's responses, the README's table reference and the
-tests. Column order is the XML element order of the item type (REFERENCE.md §5), so the
+source, the Singer catalog, the simulator's responses, the table reference in docs/tables.md and the
+tests. Column order is the XML element order of the item type (docs/listrak-api.md §5), so the
 simulator writes items in exactly this order; the parent key that we stamp on child rows
 (``MsgID``/``ListID``, not part of the SOAP item) comes first in :attr:`Stream.table_columns`.
 """
@@ -27,7 +27,7 @@ class ColumnType(str, enum.Enum):
 
 
 class RequestKind(str, enum.Enum):
-    """The request shapes of the operations we call (REFERENCE.md §4)."""
+    """The request shapes of the operations we call (docs/listrak-api.md §4)."""
 
     COLLECTION = "collection"  # no parameters, not paged
     LIST_WINDOW = "list_window"  # ListID, StartDate, EndDate, IncludeTestMessages, WSException

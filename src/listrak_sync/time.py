@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-# Requests carry whole seconds and the service's bounds may be exclusive (REFERENCE.md §12.7):
+# Requests carry whole seconds and the service's bounds may be exclusive (docs/listrak-api.md §12.7):
 # every range is widened by this much at both ends, and the caller filters or de-duplicates.
 EDGE = timedelta(seconds=1)
 
@@ -56,7 +56,7 @@ class ServiceClock:
 def date_windows(start: datetime, end: datetime, days: int) -> list[tuple[datetime, datetime]]:
     """Cut ``[start, end]`` into windows of at most ``days`` days that overlap by :data:`EDGE`.
 
-    Whether the service's bounds are inclusive is unknown (REFERENCE.md §12.7): with exclusive
+    Whether the service's bounds are inclusive is unknown (docs/listrak-api.md §12.7): with exclusive
     bounds, windows that only shared an instant would lose a row exactly on it. Overlapping
     windows may return such a row twice; the caller de-duplicates by key.
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import sys
 from collections.abc import Callable
 
 import duckdb
@@ -28,6 +32,7 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
         "nullif(sum(deliver_count), 0), 1) AS open_pct FROM listrak.messages GROUP BY ALL ORDER BY month",
     ),
 )
+HINT_QUERY = "SELECT count(*) FROM listrak.messages"
 
 
 def run_demo(*, duckdb_path: str, scale: str = "small", echo: Callable[[str], None] = print) -> RunSummary:
@@ -51,9 +56,25 @@ def run_demo(*, duckdb_path: str, scale: str = "small", echo: Callable[[str], No
         summary = replicate(settings, duckdb_path=duckdb_path)
     echo(summary.render())
     echo("")
-    echo(f"Try these queries (python -c \"import duckdb; print(duckdb.connect('{duckdb_path}').sql('...'))\"):")
+    echo("Run any query yourself, in this directory, for example:")
+    echo("  " + query_command(duckdb_path, HINT_QUERY))
+    echo("Some to try:")
     with duckdb.connect(duckdb_path, read_only=True) as con:
         for title, sql in EXAMPLE_QUERIES:
             echo(f"\n-- {title}\n{sql};")
             echo(str(con.sql(sql.replace("listrak.", f"{DEFAULT_DATASET}."))))
     return summary
+
+
+def query_command(duckdb_path: str, sql: str) -> str:
+    """A shell command line that prints the result of ``sql`` on ``duckdb_path``.
+
+    It names this Python (which has duckdb), relative to the current directory where it lies
+    inside it (``.venv/bin/python`` after ``make demo``), and takes the query as an argument, so
+    any query, quotes included, can be pasted in.
+    """
+    python = os.path.relpath(sys.executable)
+    if python.startswith(os.pardir):
+        python = sys.executable
+    code = f"import duckdb, sys; print(duckdb.connect({json.dumps(duckdb_path)}, read_only=True).sql(sys.argv[1]))"
+    return shlex.join([python, "-c", code, sql])

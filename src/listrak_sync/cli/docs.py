@@ -1,4 +1,8 @@
-"""README fragments generated from the stream table and the settings table (a test keeps the README in step)."""
+"""Manual fragments generated from the stream and settings tables (a test keeps the docs in step).
+
+``python -m listrak_sync.cli.docs`` rewrites the generated blocks of ``docs/tables.md`` and
+``docs/configuration.md`` (or of the files named on its command line) in place.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def column_name(name: str) -> str:
 
 
 def tables_markdown() -> str:
-    """The README's table reference: every table, its key, source operation and columns."""
+    """The table reference (docs/tables.md): every table, its key, source operation and columns."""
     out: list[str] = []
     for stream in STREAMS:
         key = ", ".join(f"`{column_name(k)}`" for k in stream.key)
@@ -68,29 +72,43 @@ def settings_markdown() -> str:
         f"| `{ACCOUNTS}.<name>.<key>` | `--account <name>` or `--account {ALL_ACCOUNTS}` | "
         f"`SOURCES__LISTRAK__ACCOUNTS__<NAME>__<KEY>` | none | A named account: any key above, under "
         f"`[sources.listrak.accounts.<name>]`, over the shared ones; its `dataset` defaults to `<name>` "
-        "(see [Sharding and many accounts](#sharding-and-many-accounts)). |"
+        "(see [Sharding and many accounts](accounts.md#many-accounts)). |"
     )
     return "\n".join(rows)
 
 
 def settings_block() -> str:
-    """The README's configuration reference, generated from the settings table."""
+    """The settings reference (docs/configuration.md), generated from the settings table."""
     return "\n".join([SETTINGS_BEGIN, "", settings_markdown(), "", SETTINGS_END])
 
 
-def regenerate(readme: str) -> str:
-    """``readme`` with both generated blocks replaced by their current text."""
-    for begin, end, text in ((TABLES_BEGIN, TABLES_END, tables_markdown()),
-                             (SETTINGS_BEGIN, SETTINGS_END, settings_block())):
-        start, stop = readme.index(begin), readme.index(end) + len(end)
-        readme = readme[:start] + text + readme[stop:]
-    return readme
+def regenerate(text: str) -> str:
+    """``text`` with each generated block it holds replaced by that block's current text.
+
+    Raises:
+        ValueError: ``text`` holds no generated block, or a block's begin marker without its end.
+    """
+    found = False
+    for begin, end, block in ((TABLES_BEGIN, TABLES_END, tables_markdown),
+                              (SETTINGS_BEGIN, SETTINGS_END, settings_block)):
+        if begin not in text:
+            continue
+        start, stop = text.index(begin), text.index(end) + len(end)
+        text = text[:start] + block() + text[stop:]
+        found = True
+    if not found:
+        raise ValueError("no generated block (tables:begin or settings:begin) in this text")
+    return text
+
+
+GENERATED_PAGES = ("docs/tables.md", "docs/configuration.md")
 
 
 if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    path.write_text(regenerate(path.read_text()))
-    print(f"regenerated the table and settings references in {path}")
+    for name in sys.argv[1:] or GENERATED_PAGES:
+        path = Path(name)
+        path.write_text(regenerate(path.read_text(encoding="utf-8")), encoding="utf-8")
+        print(f"regenerated the generated blocks in {path}")

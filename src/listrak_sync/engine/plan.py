@@ -8,7 +8,7 @@ writes zone-less wall times in ``source_timezone``; :class:`ServiceClock` is the
 converts, at the request edge. A start date typed without a zone is the service's wall time;
 one with ``Z`` or an offset is that instant.
 
-**The contract of an incremental run** (README "Incremental runs"), with ``L = lookback_hours``:
+**The contract of an incremental run** (docs/incremental.md), with ``L = lookback_hours``:
 
 - ``lists``, ``messages`` and ``subscribed_contacts`` are re-read and replaced whole every run:
   always exact. A message that vanished (deleted, or its list withdrawn or refused) loses its

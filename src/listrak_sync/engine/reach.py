@@ -1,7 +1,7 @@
 """How far back a run must ask for each list's messages, and in how many requests.
 
 The message report is not paged: a client cuts the range from the start date until now into
-windows of ``interval_days`` (REFERENCE.md §4). With an early start date most of those windows
+windows of ``interval_days`` (docs/listrak-api.md §4). With an early start date most of those windows
 are empty every run (27 of 30 per list on ``small`` from 2000). What a run learns is kept in
 the plan, per list, and spares the next run those requests:
 

@@ -1,6 +1,6 @@
 """Who may call the simulator: users and their lists, the IP allowlist, and login lockout.
 
-Fault texts carry Listrak's known tokens (REFERENCE.md §8.1) in brackets; the words around
+Fault texts carry Listrak's known tokens (docs/listrak-api.md §8.1) in brackets; the words around
 them are ours, since the real service's wording is unknown:
 
 - ``[ProhibitedIPAddress]``: the caller's address is outside the allowlist (checked first).

@@ -70,7 +70,7 @@ class Simulator:
             scale: scale of the default account (``tiny``, ``small``, ``medium``, ``large``).
             host: address to listen on.
             port: port to listen on; 0 picks a free one.
-            page_size: items per page of the paged operations (REFERENCE.md §7).
+            page_size: items per page of the paged operations (docs/listrak-api.md §7).
             latency_ms: fixed delay added to every SOAP request.
             jitter_ms: extra random delay, uniform in ``[0, jitter_ms]``.
             fail_rate: probability that a SOAP request gets an injected fault.

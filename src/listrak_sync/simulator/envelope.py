@@ -1,7 +1,7 @@
 """SOAP 1.1 and 1.2 envelopes for the simulator: reading requests, writing responses and faults.
 
 Requests are parsed with a hardened lxml parser (no entities, no DTD, no network) and read the
-way ASMX reads them (REFERENCE.md §11): children by local name, in any order, unknown ones
+way ASMX reads them (docs/listrak-api.md §11): children by local name, in any order, unknown ones
 ignored. The operation comes from the SOAPAction header (quoted or not) for SOAP 1.1, from the
 ``action`` parameter of ``application/soap+xml`` for SOAP 1.2, and otherwise from the body
 element's name. Anything unreadable becomes a ``soap:Client`` fault.
@@ -233,7 +233,7 @@ _DATETIME = re.compile(
 
 
 def parse_datetime(text: str, to_local: Callable[[datetime], datetime] | None = None) -> datetime:
-    """Read a request dateTime in any form REFERENCE.md §6 lists.
+    """Read a request dateTime in any form docs/listrak-api.md §6 lists.
 
     Date-only, with ``T``, with fractional seconds (up to 7 digits) and with ``Z`` or an
     offset. The virtual clock is naive; a value with a zone is converted to UTC and the zone

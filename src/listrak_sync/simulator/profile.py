@@ -1,4 +1,4 @@
-"""Profiles: which variant of each uncertain Listrak fact (REFERENCE.md §12) the simulator plays.
+"""Profiles: which variant of each uncertain Listrak fact (docs/listrak-api.md §12) the simulator plays.
 
 ``Profile.friendly()`` (the default) is the simulator as it always was: the variants our client
 was first written against. ``Profile.pessimistic()`` plays the worst plausible variant of every
@@ -7,7 +7,7 @@ knob can also be set on its own (``Profile.friendly().replace(range_bounds="excl
 ``listrak-sync simulator`` flag).
 
 =============================  ==================  ===================  =======================
-knob                           friendly            pessimistic          REFERENCE.md
+knob                           friendly            pessimistic          docs/listrak-api.md
 =============================  ==================  ===================  =======================
 unique_open_count              False               True                 §12.17
 unique_read_count              False               True                 §12.17
@@ -49,7 +49,7 @@ FAULT_STYLES = ("client", "asmx")
 EMPTY_RESULTS = ("element", "omitted")
 ADDITION_DATES = ("original", "new")
 PAGED_OPERATIONS = tuple(s.operation for s in STREAMS if s.paged)
-# Columns typed s:string in the WSDL although they hold dates (REFERENCE.md §5.6-§5.10).
+# Columns typed s:string in the WSDL although they hold dates (docs/listrak-api.md §5.6-§5.10).
 STRING_DATE_COLUMNS = frozenset({"OpenDate", "ClickDate", "ReadDate", "BounceDate"})
 # Unhandled exceptions in an ASMX method reach the client as soap:Server faults with this prefix.
 ASMX_PREFIX = "Server was unable to process request. ---> "

@@ -3,7 +3,7 @@
 Responses are built as strings rather than element trees: a 2,500-row page must cost the
 server only a few milliseconds, so that benchmarks measure the client. Each stream gets one
 precompiled :class:`ItemWriter` whose element order is the order of ``Stream.columns`` (the
-XML order, REFERENCE.md §5), with the flattened ``VmtaID``/``VmtaDescription`` columns nested
+XML order, docs/listrak-api.md §5), with the flattened ``VmtaID``/``VmtaDescription`` columns nested
 back under ``<Vmta>`` via ``Column.xml_path`` and ``GoogleTrackingDomains`` written as repeated
 siblings. Null optional values are omitted (minOccurs=0, not nillable).
 """
@@ -55,7 +55,7 @@ def format_datetime(value: datetime) -> str:
     """Format a naive datetime as Listrak does: ``YYYY-MM-DDTHH:MM:SS[.fff]``, no time zone.
 
     Fractional seconds appear only when non-zero, as 1-3 digits with trailing zeros trimmed
-    (the .NET serializer's habit, REFERENCE.md §6).
+    (the .NET serializer's habit, docs/listrak-api.md §6).
     """
     if value.microsecond < 1000:
         return value.isoformat(timespec="seconds")

@@ -4,7 +4,7 @@ Transport-free: :meth:`IntegrationService.parse` and :meth:`IntegrationService.e
 request bytes into response bytes; :mod:`listrak_sync.simulator.server` puts HTTP, latency
 and injected faults around them.
 
-Behaviour (REFERENCE.md §4, §7, §8, §11):
+Behaviour (docs/listrak-api.md §4, §7, §8, §11):
 
 - Response wrappers hold exactly the children §4 lists: the Range operations and
   GetContactListCollection one ``<Op>Result``; ReportListMessageActivity,
@@ -19,7 +19,7 @@ Behaviour (REFERENCE.md §4, §7, §8, §11):
 - A ListID or MsgID the user may not see, or that does not exist at the clock's time, is a
   ``soap:Client`` fault (HTTP 500) whose text holds ``[AccessDenied]``, e.g.
   ``[AccessDenied] ListID 123 is not available to this user.`` The real service's text for
-  this case is unknown (REFERENCE.md §12.10); clients must not depend on this wording, only
+  this case is unknown (docs/listrak-api.md §12.10); clients must not depend on this wording, only
   on it being a client fault that names no login token.
 
 That is the friendly :class:`~.profile.Profile`. Its knobs change: the range bounds and the

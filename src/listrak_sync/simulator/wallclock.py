@@ -2,7 +2,7 @@
 
 The account keeps every time as microseconds since EPOCH on a zone-less clock read as UTC.
 The service may instead show a local wall clock (``Profile.service_timezone``, e.g. US Eastern,
-REFERENCE.md §12.7): then every dateTime it writes is that zone's local time without a
+docs/listrak-api.md §12.7): then every dateTime it writes is that zone's local time without a
 designator, a request dateTime without a zone is read as that local time, and one with a zone
 or ``Z`` is converted to it first, as .NET does. String-typed event dates may also be written
 in a US format (``1/31/2024 8:05:00 PM``), which carries whole seconds only; the rows then hold

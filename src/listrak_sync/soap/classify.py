@@ -84,7 +84,7 @@ def classify_fault(
     """Turn a SOAP fault (or an in-band WSException) into the error the caller should handle.
 
     The one place that reads fault text, and only for Listrak's bracketed tokens
-    (REFERENCE.md §8) and the IIS "404" that tap-listrak saw for unavailable messages.
+    (docs/listrak-api.md §8) and the IIS "404" that tap-listrak saw for unavailable messages.
 
     Args:
         fault: code local name (``Client``/``Server``), text and detail, already redacted.

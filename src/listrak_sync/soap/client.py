@@ -163,7 +163,7 @@ class ListrakClient:
         Stops at the first empty page, or, with ``trust_short_pages``, at a page shorter than
         the largest page of the same operation this client has seen. That page is a lower
         bound of the operation's page size, so a shorter page cannot be a full one: it is the
-        last, provided the service pages each operation at one fixed size (REFERENCE.md §12.5;
+        last, provided the service pages each operation at one fixed size (docs/listrak-api.md §12.5;
         the size may differ between operations, so bounds are kept per operation). No page
         size is ever assumed: a page as long as the largest seen is followed by another request.
 

@@ -1,7 +1,7 @@
 """SOAP 1.1 request envelopes for the Listrak v31 IntegrationService.
 
 One builder serves every operation: the request kind (read from the stream table) fixes the
-children and their exact order (REFERENCE.md §4); values are formatted the way the service's
+children and their exact order (docs/listrak-api.md §4); values are formatted the way the service's
 .NET XmlSerializer reads them. lxml does the escaping, so a password holding ``<``, ``&`` or
 ``]]>`` goes on the wire intact and cannot break the envelope.
 """
@@ -23,7 +23,7 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XSD = "http://www.w3.org/2001/XMLSchema"
 CONTENT_TYPE = "text/xml; charset=utf-8"
 
-# Every member of these request wrappers is minOccurs=1, so this order is the WSDL's (§4.3-§4.6).
+# Every member of these request wrappers is minOccurs=1, so this order is the WSDL's (docs/listrak-api.md §4.3-§4.6).
 REQUEST_FIELDS: dict[RequestKind, tuple[str, ...]] = {
     RequestKind.COLLECTION: (),
     RequestKind.LIST_WINDOW: ("ListID", "StartDate", "EndDate", "IncludeTestMessages", "WSException"),

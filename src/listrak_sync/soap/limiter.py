@@ -1,6 +1,6 @@
 """An adaptive ceiling on requests in flight, shared by every thread of one client.
 
-Listrak documents no rate limit (REFERENCE.md §8.3), so the client starts at the configured
+Listrak documents no rate limit (docs/listrak-api.md §8.3), so the client starts at the configured
 concurrency and lets the service tell it when that is too much: an overload signal (HTTP
 503/429, a timeout) halves the ceiling, and each success raises it by one again, never above
 the configured maximum and never below one. Several requests that were already in flight

@@ -141,7 +141,7 @@ def response_wrapper(payload: etree._Element, operation: str) -> etree._Element:
 
 
 def ws_exception(wrapper: etree._Element) -> str | None:
-    """The description of a non-nil in-band ``WSException`` (REFERENCE.md §8.2), else ``None``."""
+    """The description of a non-nil in-band ``WSException`` (docs/listrak-api.md §8.2), else ``None``."""
     element = _child(wrapper, "WSException")
     if element is None or element.get(XSI_NIL) in _TRUTHY:
         return None
