@@ -1,12 +1,8 @@
-"""The sync engine: one time type, the incremental plan, and the contract it keeps.
+"""The incremental plan: per (stream, message), fetch or not, and why; and the contract it keeps.
 
-Both adapters (the dlt source and the Singer tap) ask this module what a run must fetch; they
-only translate the answer (dlt hints and source state on one side, RECORD/STATE on the other).
-
-**Time.** Every instant inside the engine is an aware UTC ``datetime``. The service reads and
-writes zone-less wall times in ``source_timezone``; :class:`ServiceClock` is the one place that
-converts, at the request edge. A start date typed without a zone is the service's wall time;
-one with ``Z`` or an offset is that instant.
+Adapters do not call this module: they ask :class:`listrak_sync.engine.sync.SyncEngine`, which
+turns these decisions into work units. Every instant here is an aware UTC ``datetime``
+(:mod:`listrak_sync.time`).
 
 **The contract of an incremental run** (docs/incremental.md), with ``L = lookback_hours``:
 
@@ -27,13 +23,15 @@ one with ``Z`` or an offset is that instant.
 - A counter is only trusted for events up to the request end of the fetch that recorded it:
   counters are read before, and activity requests end after, so nothing counted is left out.
 
-**The plan** lives in dlt source state under ``plan`` and is keyed per list, so that a run over
-some lists can keep the others' plan::
+**The plan** is keyed per list, so that a run over some lists can keep the others' plan; dlt
+keeps it in its source state under ``plan``, the tap packed in STATE (:mod:`.state`)::
 
     {"version": 2,
      "streams": {"message_opens": {"start": "2020-01-01T00:00:00+00:00"}, ...},
      "lists": {"12": {"checked": {"message_opens": 1718000000, ...},
-                      "messages": {"812": {"message_opens": [counter, moved_at, fetched_at]}}}}}
+                      "messages": {"812": {"message_opens": [counter, moved_at, fetched_at]}},
+                      "reach": [...]}},            # :mod:`.reach`
+     "pages": {"ReportRangeMessageContactOpen": [2500, 1718000000]}}   # SyncEngine.page_sizes
 
 Times in the per-message entries are epoch seconds (compact); ``moved_at`` 0 means "no movement
 known".
