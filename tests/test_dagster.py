@@ -9,7 +9,6 @@ as a subprocess with its own DAGSTER_HOME, and compares its wall time with ``lis
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -22,8 +21,7 @@ import dagster
 import pytest
 from destination import assert_matches_truth, read_duckdb
 
-import listrak_sync.integrations.dagster
-from listrak_sync.integrations.dagster import asset_key, build_defs
+from listrak_sync.integrations.dagster import asset_key, build_defs, defs
 from listrak_sync.simulator import Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
@@ -90,6 +88,20 @@ def test_one_asset_per_table_with_lineage_and_no_partitions_without_accounts(set
         assert spec.description == stream.description
         assert {dep.asset_key for dep in spec.deps} == ({asset_key(stream.parent)} if stream.parent else set())
         assert "dlt" in spec.kinds
+
+
+def test_importing_the_module_reads_no_settings_dagster_builds_defs_when_it_loads(
+        settings_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A configuration build_defs() refuses: the import must not look at it, loading must.
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[sources.listrak.accounts.Not-A-Name]\nusername = "x"\n')
+    imported = subprocess.run([sys.executable, "-c", "import listrak_sync.integrations.dagster as d; print(d.defs)"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    loaded = subprocess.run([str(BIN / "dagster"), "asset", "list", "-m", "listrak_sync.integrations.dagster"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert loaded.returncode != 0 and "Account name 'Not-A-Name'" in loaded.stdout + loaded.stderr
+    assert isinstance(defs(), dagster.Definitions)  # in this test's directory: no configuration, no partitions
 
 
 def test_materializing_every_asset_equals_the_ground_truth_with_the_summary_as_metadata(
@@ -187,11 +199,9 @@ def test_the_manuals_schedule_asks_for_one_run_per_account(settings_env: pytest.
     (code,) = [block for block in re.findall(r"```python\n(.*?)```", page, flags=re.S)
                if block.startswith("# orchestration.py")]
     with_accounts(settings_env, brand_a=BRAND_A, brand_b=BRAND_B)
-    # its `defs`, as a process started with these settings builds it
-    importlib.reload(listrak_sync.integrations.dagster)
     namespace: dict[str, Any] = {}
     exec(compile(code, "orchestration.py", "exec"), namespace)
-    defs = namespace["defs"]
+    defs = namespace["defs"]()  # as Dagster loads the code location, with the settings in force then
     job = defs.resolve_job_def("listrak_nightly")
     assert set(job.asset_layer.executable_asset_keys) == {asset_key(name) for name in STREAM_NAMES}
     schedule = defs.resolve_schedule_def("listrak_nightly")

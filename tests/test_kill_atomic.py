@@ -1,9 +1,9 @@
 """Kill a run at every load statement: each table is its last complete load or the new one.
 
-The loader passes every SQL call through a fault point (``destinations.fault_point``) before
-and after it; ``LISTRAK_SYNC_FAULT_KILL_AT_STATEMENT=N`` makes the process SIGKILL itself at
-point N. A counting run tells which points write the final tables; the run is then killed at
-each of them, from the same starting data every time (a copy of the DuckDB file, a clone of
+The loader tells every SQL call to ``destinations.on_statement`` before and after it; the runs
+here start through ``kill_launcher.py``, whose observer numbers those points and makes the
+process SIGKILL itself at point N. A counting run tells which points write the final tables;
+the run is then killed at each of them, from the same starting data every time (a copy of the DuckDB file, a clone of
 the PostgreSQL database). After each kill:
 
 - every table equals either the previous complete load or the new one (never a mix, never
@@ -33,7 +33,6 @@ import psycopg2
 import pytest
 from destination import normalize, read_duckdb
 
-from listrak_sync.pipeline.destinations import COUNT_STATEMENTS, KILL_AT_STATEMENT
 from listrak_sync.pipeline.runner import replicate
 from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
@@ -44,10 +43,14 @@ START = EPOCH.strftime("%m/%d/%Y")
 PG_ADMIN = "postgresql://postgres:trust@127.0.0.1:5432/test"
 DATASET = "listrak"
 Snapshot = dict[str, Counter[tuple[Any, ...]]]
+LAUNCHER = Path(__file__).with_name("kill_launcher.py")
 
 
-def run_cli(env: dict[str, str], args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "listrak_sync", "run", "--start-date", START, *args],
+def run_cli(env: dict[str, str], args: list[str], cwd: Path, *, count: Path | None = None,
+            kill_at: int | None = None) -> subprocess.CompletedProcess[str]:
+    """``listrak-sync run`` through the launcher: its load's statements listed in ``count``, killed at ``kill_at``."""
+    seam = [*(["--count", str(count)] if count else []), *(["--kill-at", str(kill_at)] if kill_at else [])]
+    return subprocess.run([sys.executable, str(LAUNCHER), *seam, "run", "--start-date", START, *args],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
 
@@ -235,7 +238,7 @@ def check_kills(place: Place, tmp_path: Path, extra: list[str]) -> None:
         place.save_base()
 
         count_file = tmp_path / "points.txt"
-        counted = run_cli({**env, COUNT_STATEMENTS: str(count_file)}, [*place.args(), *extra], tmp_path)
+        counted = run_cli(env, [*place.args(), *extra], tmp_path, count=count_file)
         assert counted.returncode == 0, counted.stderr
         assert place.read() == new
         chosen = kill_points(count_file)
@@ -244,8 +247,7 @@ def check_kills(place: Place, tmp_path: Path, extra: list[str]) -> None:
         for point in chosen:
             place.restore_base()
             trail = tmp_path / f"killed-{point}.txt"
-            killed = run_cli({**env, KILL_AT_STATEMENT: str(point), COUNT_STATEMENTS: str(trail)},
-                             [*place.args(), *extra], tmp_path)
+            killed = run_cli(env, [*place.args(), *extra], tmp_path, count=trail, kill_at=point)
             assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr[-500:])
             got = place.read()
             assert_each_table_old_or_new(got, old, new, f"killed at point {point}")

@@ -3,10 +3,12 @@
     dagster asset materialize -m listrak_sync.integrations.dagster --select '*'
     dagster asset materialize -m listrak_sync.integrations.dagster --select '*' --partition brand_a
 
-``defs`` comes from the same settings as ``listrak-sync run``, read by
-:func:`listrak_sync.pipeline.run_settings.gather` in the directory Dagster runs in: ``LISTRAK_*``,
-``SOURCES__LISTRAK__*``, ``[sources.listrak]`` and its named accounts in ``.dlt/*.toml``, and
-the destination's credentials the dlt way (``DESTINATION__POSTGRES__CREDENTIALS``). With named
+``defs`` is built when Dagster loads the definitions (``@dagster.definitions``), not when this
+module is imported: importing it reads no setting and no credential. It comes from the same
+settings as ``listrak-sync run``, read by :func:`listrak_sync.pipeline.run_settings.gather` in
+the directory Dagster runs in: ``LISTRAK_*``, ``SOURCES__LISTRAK__*``, ``[sources.listrak]`` and
+its named accounts in ``.dlt/*.toml``, and the destination's credentials the dlt way
+(``DESTINATION__POSTGRES__CREDENTIALS``). With named
 accounts the assets are partitioned by account, one run per account; without, they are not
 partitioned at all, so that the first command above needs no ``--partition``.
 
@@ -36,12 +38,13 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     StaticPartitionsDefinition,
+    definitions,
     in_process_executor,
 )
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
-from dlt.extract.source import DltSource
-from dlt.pipeline.pipeline import Pipeline
+from dlt import Pipeline
+from dlt.extract import DltSource
 
 from listrak_sync.errors import ConfigError, ListrakSyncError, TransientError
 from listrak_sync.logs import RedactingFilter
@@ -107,7 +110,8 @@ def build_defs() -> Definitions:
 
 def _asset_shape() -> tuple[DltSource, Pipeline]:
     """A source and pipeline that only describe the assets: dagster-dlt reads their resources when
-    the definitions load. No run uses them; each builds its own from its account's settings."""
+    the definitions load. No run uses them, and nothing is sent: each run builds its own from its
+    account's settings."""
     placeholder = Settings.from_mapping({"username": "-", "password": "-", "start_date": "2000-01-01"})
     with ListrakClient(placeholder) as client:
         source = build_source(placeholder, client)
@@ -204,7 +208,9 @@ def summary_metadata(summary: RunSummary, table: str, account: str | None) -> di
     }
 
 
-defs = build_defs()
+defs = definitions(build_defs)
+"""The definitions Dagster loads (``dagster ... -m listrak_sync.integrations.dagster``): built by
+:func:`build_defs` when Dagster asks for them. Call ``defs()`` for the ``Definitions``."""
 
 __all__ = ["ListrakTranslator", "account_settings", "asset_key", "build_defs", "defs", "materialize",
            "summary_metadata"]

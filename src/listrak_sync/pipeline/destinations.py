@@ -21,27 +21,25 @@ What this module guarantees for the runner:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import re
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
-from dlt.common.destination.reference import Destination
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-from dlt.destinations.impl.duckdb.duck import DuckDbClient
-from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
-from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from dlt.common.destination import Destination
 
 from listrak_sync.errors import ConfigError
+from listrak_sync.pipeline.dlt_compat import (
+    StatementObserver,
+    TransactionalDuckDb,
+    TransactionalPostgres,
+    duckdb_credentials,
+)
 from listrak_sync.settings_table import default_of
 
 T = TypeVar("T")
@@ -122,9 +120,9 @@ def resolve_target(
                 "Give a number and a unit, such as 32MB or 2GB."
             )
         path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH, lock_wait_seconds=lock_wait_seconds)
-        return Target(AtomicDuckDb(credentials=_duckdb_credentials(path), replace_strategy=REPLACE_STRATEGY,
-                                   memory_limit=duckdb_memory_limit.strip(),
-                                   destination_name="duckdb", lock_wait_seconds=lock_wait_seconds, **staging),
+        connect = _duckdb_connector(path, lock_wait_seconds, duckdb_memory_limit.strip())
+        return Target(TransactionalDuckDb(credentials=duckdb_credentials(path), replace_strategy=REPLACE_STRATEGY,
+                                          destination_name="duckdb", connect=connect, observe=_observe, **staging),
                       "duckdb", str(path), True)
     options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY, **staging}
     factory: Destination | None
@@ -132,7 +130,7 @@ def resolve_target(
         if destination == "postgres":
             # PostgreSQL has transactions, but dlt's capabilities leave them unset there too:
             # without this, a merge's DELETE and INSERT commit apart (found by the kill tests).
-            factory = _watched_postgres(destination_name="postgres", supports_transactions=True, **options)
+            factory = TransactionalPostgres(destination_name="postgres", observe=_observe, **options)
         else:
             factory = Destination.from_reference(destination, **options)
     except Exception as exc:  # dlt raises several types for an unknown or unloadable name
@@ -154,12 +152,16 @@ def _can_merge(factory: Destination) -> bool:
     return "delete-insert" in (factory.capabilities().supported_merge_strategies or [])
 
 
-def _duckdb_credentials(path: Path) -> DuckDbCredentials:
-    # The path set as a field, not given as text: dlt parses text as a connection string with
-    # SQLAlchemy when it is installed (the Dagster extra brings it), importing all of it (+30 MiB).
-    credentials = DuckDbCredentials()
-    credentials.database = str(path)
-    return credentials
+def _duckdb_connector(path: Path, lock_wait_seconds: float, memory_limit: str) -> Callable[[Callable[[], Any]], Any]:
+    """Opens dlt's DuckDB connections: waiting while another process holds the file, then with our memory limit."""
+
+    def connect(open_connection: Callable[[], Any]) -> Any:
+        connection = waiting_for_lock(open_connection, path, lock_wait_seconds)
+        # On every connection dlt opens: each step (sync, load) opens its own.
+        connection.execute("SET GLOBAL memory_limit = ?", [memory_limit])
+        return connection
+
+    return connect
 
 
 def duckdb_file(path: str, *, lock_wait_seconds: float = 0.0) -> Path:
@@ -225,134 +227,18 @@ def waiting_for_lock(action: Callable[[], T], path: Path | str, seconds: float) 
             time.sleep(0.25)
 
 
-KILL_AT_STATEMENT = "LISTRAK_SYNC_FAULT_KILL_AT_STATEMENT"
-COUNT_STATEMENTS = "LISTRAK_SYNC_FAULT_COUNT_STATEMENTS"
-_statements = itertools.count(1)
-_statements_lock = threading.Lock()
+def _ignore(statement: str, when: str) -> None:
+    return None
 
 
-def fault_point(statement: str, when: str) -> None:
-    """A fault-injection seam for kill tests: called before and after every SQL call of the loader.
-
-    The points are numbered from 1 in the order they are reached. With
-    ``LISTRAK_SYNC_FAULT_KILL_AT_STATEMENT=N`` in the environment the process kills itself
-    (SIGKILL: no cleanup, like a power cut) at point N; "after" points fall inside a table's
-    transaction, before its commit. With ``LISTRAK_SYNC_FAULT_COUNT_STATEMENTS=FILE`` each point
-    is appended to FILE as ``number, when, first line of the SQL``. Without either it does nothing.
-    """
-    kill_at, count_file = os.environ.get(KILL_AT_STATEMENT), os.environ.get(COUNT_STATEMENTS)
-    if not kill_at and not count_file:
-        return
-    with _statements_lock:
-        number = next(_statements)
-        if count_file:
-            first = statement.strip().splitlines()[0][:200] if statement.strip() else ""
-            with open(count_file, "a", encoding="utf-8") as out:
-                out.write(f"{number}\t{when}\t{first}\n")
-        if kill_at and number == int(kill_at):
-            os.kill(os.getpid(), signal.SIGKILL)
+on_statement: StatementObserver = _ignore
+"""Told each SQL statement of the loader, ``"before"`` it runs and ``"after"`` (an "after" falls
+inside the table's transaction, before its commit), in the thread that loads. It does nothing:
+it is the kill tests' seam (``tests/kill_launcher.py`` replaces it in the process it starts)."""
 
 
-class _Watched:
-    """Mixin for dlt SQL clients: every statement passes :func:`fault_point` before and after."""
-
-    @contextmanager
-    def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        fault_point(str(query), "before")
-        with super().execute_query(query, *args, **kwargs) as cursor:  # type: ignore[misc]
-            yield cursor
-        fault_point(str(query), "after")
-
-
-class _CatalogQualifiedSqlClient(_Watched, DuckDbSqlClient):
-    """Names tables ``catalog.dataset.table``, so a dataset may share its file's name, and waits
-    (up to ``lock_wait_seconds``) while another process holds the file."""
-
-    lock_wait_seconds = 0.0
-    memory_limit: str | None = None
-
-    def open_connection(self) -> Any:
-        connection = waiting_for_lock(super().open_connection, self.credentials.database, self.lock_wait_seconds)
-        if self.memory_limit:
-            # On every connection dlt opens: each step (sync, load) opens its own.
-            connection.execute("SET GLOBAL memory_limit = ?", [self.memory_limit])
-        return connection
-
-    def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
-        # DuckDB names a file's catalog after the file name up to its first dot.
-        catalog = Path(str(self.credentials.database)).name.split(".")[0]
-        if not catalog or catalog.startswith(":"):
-            return None
-        if casefold:
-            catalog = self.capabilities.casefold_identifier(catalog)
-        return self.capabilities.escape_identifier(catalog) if quote else catalog
-
-
-class _AtomicDuckDbClient(DuckDbClient):
-    lock_wait_seconds = 0.0
-    memory_limit: str | None = None
-
-    def __init__(self, schema: Any, config: Any, capabilities: Any) -> None:
-        super().__init__(schema, config, capabilities)
-        base = self.sql_client
-        sql_client = _CatalogQualifiedSqlClient(
-            base.dataset_name, base.staging_dataset_name, config.credentials, capabilities
-        )
-        sql_client.lock_wait_seconds = self.lock_wait_seconds
-        sql_client.memory_limit = self.memory_limit
-        self.sql_client = sql_client
-
-
-class AtomicDuckDb(duckdb_factory):
-    """dlt's DuckDB destination, with transactions and catalog-qualified table names.
-
-    Args:
-        lock_wait_seconds: how long to wait for another process that holds the file open
-            (DuckDB allows one writer; two runs into different datasets of one file take turns).
-        memory_limit: DuckDB's ``memory_limit`` on every connection (None: DuckDB's default).
-    """
-
-    def __init__(
-        self, *, lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS, memory_limit: str | None = None, **options: Any
-    ) -> None:
-        self.lock_wait_seconds = lock_wait_seconds
-        self.memory_limit = memory_limit
-        super().__init__(**options)
-
-    def _raw_capabilities(self) -> Any:
-        caps = super()._raw_capabilities()
-        caps.supports_transactions = True
-        return caps
-
-    @property
-    def client_class(self) -> Any:
-        return type("AtomicDuckDbClient", (_AtomicDuckDbClient,),
-                    {"lock_wait_seconds": self.lock_wait_seconds, "memory_limit": self.memory_limit})
-
-
-def _watched_postgres(**options: Any) -> Destination:
-    """dlt's PostgreSQL destination with :func:`fault_point` before each statement (it has transactions)."""
-    from dlt.destinations.impl.postgres.factory import postgres
-    from dlt.destinations.impl.postgres.postgres import PostgresClient
-    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
-
-    class WatchedSqlClient(_Watched, Psycopg2SqlClient):
-        pass
-
-    class WatchedClient(PostgresClient):
-        def __init__(self, schema: Any, config: Any, capabilities: Any) -> None:
-            super().__init__(schema, config, capabilities)
-            base = self.sql_client
-            self.sql_client = WatchedSqlClient(
-                base.dataset_name, base.staging_dataset_name, config.credentials, capabilities
-            )
-
-    class WatchedPostgres(postgres):
-        @property
-        def client_class(self) -> Any:
-            return WatchedClient
-
-    return WatchedPostgres(**options)
+def _observe(statement: str, when: str) -> None:
+    on_statement(statement, when)
 
 
 __all__ = [
@@ -360,9 +246,9 @@ __all__ = [
     "DEFAULT_DUCKDB_MEMORY_LIMIT",
     "DEFAULT_LOCK_WAIT_SECONDS",
     "DEFAULT_DUCKDB_PATH",
-    "AtomicDuckDb",
     "Target",
     "check_dataset_name",
     "duckdb_file",
+    "on_statement",
     "resolve_target",
 ]

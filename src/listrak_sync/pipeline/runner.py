@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
 import shutil
 import tempfile
@@ -31,14 +30,10 @@ from typing import Any
 
 import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
-from dlt.common.destination.exceptions import (
-    DestinationUndefinedEntity,
-    SchemaUpdateError,
-    SchemaUpdateTransientError,
-)
-from dlt.common.destination.reference import Destination
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.destinations.exceptions import DatabaseUndefinedRelation, DestinationConnectionError
-from dlt.extract.source import DltSource
+from dlt.extract import DltSource
 
 from listrak_sync.engine import RunMode
 from listrak_sync.errors import ConfigError, ListrakSyncError
@@ -53,6 +48,7 @@ from listrak_sync.pipeline.destinations import (
     lock_error,
     resolve_target,
 )
+from listrak_sync.pipeline.dlt_compat import run_defaults, schema_update_clash
 from listrak_sync.pipeline.locks import run_lock
 from listrak_sync.pipeline.source import build_source
 from listrak_sync.process import release_free_memory
@@ -62,6 +58,17 @@ from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAM_NAMES
 
 log = logging.getLogger(__name__)
+
+DLT_DEFAULTS = {
+    # The staging copies are only needed during the load; keep the destination half the size.
+    "load.truncate_staging_dataset": True,
+    # The activity transformers one after another: each runs its own pool of `concurrency`
+    # workers, and round-robin kept up to four pools (36 threads) alive at once for the same
+    # 8 requests in flight (peak RSS of the extract on medium: 285 -> 250 MiB).
+    "extract.next_item_mode": "fifo",
+}
+"""dlt settings of every run, unless the user configured them: for this run's steps only, not
+the process's other pipelines (see :func:`listrak_sync.pipeline.dlt_compat.run_defaults`)."""
 
 
 @dataclass
@@ -183,19 +190,14 @@ def replicate(
             f"A run of some lists (--lists) merges their rows into the dataset, and the {target.name} "
             "destination cannot merge. Run every list, or load into duckdb, postgres or another SQL destination."
         )
-    # The staging copies are only needed during the load; keep the destination half the size.
-    os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
-    # The activity transformers one after another: each runs its own pool of `concurrency`
-    # workers, and round-robin kept up to four pools (36 threads) alive at once for the same
-    # 8 requests in flight (peak RSS of the extract on medium: 285 -> 250 MiB).
-    os.environ.setdefault("EXTRACT__NEXT_ITEM_MODE", "fifo")
     modes: list[RunMode] = []
     own_client = client is None
     client = client or ListrakClient(settings)
     progress = progress or RunProgress()
     extractor = Extractor(client, settings, progress=progress, now=clock)
     try:
-        with run_lock(target, dataset, shard), _working_dir(pipelines_dir) as workdir, _quiet_dlt():
+        with run_lock(target, dataset, shard), _working_dir(pipelines_dir) as workdir, _quiet_dlt(), \
+                run_defaults(DLT_DEFAULTS):
             pipeline = dlt.pipeline(
                 pipeline_name=pipeline_name_for(dataset, shard),
                 destination=target.factory,
@@ -271,20 +273,11 @@ def _load(pipeline: dlt.Pipeline, *, one_writer: bool = False, attempts: int = 6
             # multiplied DuckDB's buffers (peak RSS on medium 360-388 MiB, 290 with one).
             return pipeline.load(workers=1) if one_writer else pipeline.load()
         except Exception as exc:
-            if attempt == attempts or not any(_concurrent_ddl(e) for e in _chain(exc)):
+            if attempt == attempts or not any(schema_update_clash(e) for e in _chain(exc)):
                 raise
             log.info("Another writer changed the dataset's tables at the same time; loading again (%d)", attempt)
             time.sleep(random.uniform(0.5, 1.5) * attempt)  # noqa: S311 (jitter, not secrecy)
     raise AssertionError("unreachable")
-
-
-def _concurrent_ddl(error: BaseException) -> bool:
-    if not isinstance(error, SchemaUpdateError):
-        return False
-    cause = f"{error.__cause__ or ''} {getattr(error, 'cause', '')}".lower()
-    return isinstance(error, SchemaUpdateTransientError) or any(
-        clash in cause for clash in ("deadlock", "could not serialize", "already exists", "duplicate key")
-    )
 
 
 def _step(name: str, target: Target, action: Any) -> Any:

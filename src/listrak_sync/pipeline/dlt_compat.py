@@ -1,0 +1,262 @@
+"""Every place listrak-sync relies on dlt beyond its documented API, in one module.
+
+``tests/test_dlt_compat.py`` checks each assumption below by name, so that a dlt release that
+breaks one fails there with the assumption it broke, not somewhere deep in a load. The lowest
+dlt they hold for is the lower bound in ``pyproject.toml`` (1.30: ``SchemaUpdateError``).
+
+What we rely on, and why:
+
+1. **``Destination._raw_capabilities()``** (private) of dlt's ``duckdb`` and ``postgres``
+   factories, overridden to set ``supports_transactions``. dlt leaves it unset for both, so the
+   ``DELETE`` and ``INSERT`` of a table's replace or merge run in autocommit and a kill between
+   them empties the table (found by the kill tests).
+2. **``Destination.client_class``** (property), overridden to hand dlt our job client class.
+3. **The job clients** ``DuckDbClient`` and ``PostgresClient`` (``dlt.destinations.impl.*``):
+   built as ``(schema, config, capabilities)``, their ``sql_client`` attribute replaced after
+   ``__init__`` by our subclass of theirs.
+4. **The SQL clients** ``DuckDbSqlClient`` and ``Psycopg2SqlClient``: built as
+   ``(dataset_name, staging_dataset_name, credentials, capabilities)``; every statement of the
+   loader passes through the context manager ``execute_query`` (we tell an observer before and
+   after: the kill tests' seam); DuckDB's ``open_connection()`` returns the connection (we wait
+   for another process's file lock and set ``memory_limit`` there); ``catalog_name(quote,
+   casefold)`` is the catalog of qualified names (the file's catalog, so that a dataset may
+   share the file's name: ``listrak.duckdb`` and dataset ``listrak``).
+5. **``DuckDbCredentials.database``** (``dlt.destinations.impl.duckdb.configuration``), set as a
+   field: given as text, dlt parses it as a connection string with SQLAlchemy when that is
+   installed (the Dagster extra), importing all of it (+30 MiB).
+6. **Configuration lookup order**: a provider added with ``dlt.config.register_provider`` is
+   asked after every other provider, for every section path, first with the pipeline's name and
+   then without; ``PipeIterator.PipeIteratorConfiguration.next_item_mode`` is read under section
+   ``extract`` and ``LoaderConfiguration.truncate_staging_dataset`` under ``load``, in the
+   thread that runs the step. So :func:`run_defaults` gives values that any user setting beats,
+   for one run only, without touching ``os.environ``.
+7. **``Container()[PluggableRunContext].providers.providers``** and a TOML provider's
+   ``to_toml()``: the ``.dlt/*.toml`` documents dlt read (the settings check rejects unknown keys).
+8. **``SchemaUpdateError``** and **``SchemaUpdateTransientError``**
+   (``dlt.common.destination.exceptions``, new in dlt 1.30): what dlt raises when a schema's DDL
+   fails, with the database error as ``cause``; two list shards updating one dataset's tables
+   at once clash there, and the load is retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.configuration.providers import ConfigProvider
+from dlt.common.destination.exceptions import SchemaUpdateError, SchemaUpdateTransientError
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.impl.duckdb.duck import DuckDbClient
+from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from dlt.destinations.impl.postgres.factory import postgres as postgres_factory
+
+StatementObserver = Callable[[str, str], None]
+"""Told each SQL statement of the loader and ``"before"`` or ``"after"`` it ran (inside its transaction)."""
+Connector = Callable[[Callable[[], Any]], Any]
+"""Opens a DuckDB connection given dlt's own way of opening it, and returns the connection."""
+
+
+def duckdb_credentials(path: Path) -> DuckDbCredentials:
+    """dlt credentials for the DuckDB file ``path`` (see 5 above)."""
+    credentials = DuckDbCredentials()
+    credentials.database = str(path)
+    return credentials
+
+
+class TransactionalDuckDb(duckdb_factory):
+    """dlt's DuckDB destination with transactions, catalog-qualified names and hooks (1-4 above).
+
+    Args:
+        connect: opens each connection dlt asks for, given dlt's own opener (default: dlt's).
+        observe: told every statement before and after it runs (default: nobody).
+        options: dlt's ``duckdb`` factory options (credentials, replace_strategy, ...).
+    """
+
+    def __init__(self, *, connect: Connector | None = None, observe: StatementObserver | None = None,
+                 **options: Any) -> None:
+        self.connect, self.observe = connect or _dlt_opens, observe or _nobody
+        super().__init__(**options)
+
+    def _raw_capabilities(self) -> Any:
+        caps = super()._raw_capabilities()
+        caps.supports_transactions = True
+        return caps
+
+    @property
+    def client_class(self) -> Any:
+        sql_client = type("ListrakDuckDbSqlClient", (_ObservedSqlClient, _CatalogQualifiedSqlClient),
+                          {"connect": staticmethod(self.connect), "observe": staticmethod(self.observe)})
+        return type("ListrakDuckDbClient", (_ReplacedSqlClient, DuckDbClient), {"sql_client_class": sql_client})
+
+
+class TransactionalPostgres(postgres_factory):
+    """dlt's PostgreSQL destination with transactions and a statement observer (1-4 above).
+
+    Args:
+        observe: told every statement before and after it runs (default: nobody).
+        options: dlt's ``postgres`` factory options.
+    """
+
+    def __init__(self, *, observe: StatementObserver | None = None, **options: Any) -> None:
+        self.observe = observe or _nobody
+        super().__init__(**options)
+
+    def _raw_capabilities(self) -> Any:
+        caps = super()._raw_capabilities()
+        caps.supports_transactions = True
+        return caps
+
+    @property
+    def client_class(self) -> Any:
+        # Imported here: they need psycopg2, which only the postgres extra installs.
+        from dlt.destinations.impl.postgres.postgres import PostgresClient
+        from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
+
+        sql_client = type("ListrakPostgresSqlClient", (_ObservedSqlClient, Psycopg2SqlClient),
+                          {"observe": staticmethod(self.observe)})
+        return type("ListrakPostgresClient", (_ReplacedSqlClient, PostgresClient), {"sql_client_class": sql_client})
+
+
+def _dlt_opens(open_connection: Callable[[], Any]) -> Any:
+    return open_connection()
+
+
+def _nobody(statement: str, when: str) -> None:
+    return None
+
+
+class _ReplacedSqlClient:
+    """Mixin for a dlt job client: its SQL client is ours, built as dlt built its own (3)."""
+
+    sql_client_class: type
+
+    def __init__(self, schema: Any, config: Any, capabilities: Any) -> None:
+        super().__init__(schema, config, capabilities)  # type: ignore[call-arg]
+        base = self.sql_client  # type: ignore[has-type]
+        self.sql_client = self.sql_client_class(base.dataset_name, base.staging_dataset_name, config.credentials,
+                                                capabilities)
+
+
+class _ObservedSqlClient:
+    """Mixin for a dlt SQL client: every statement is observed before and after it runs (4)."""
+
+    observe: StatementObserver
+
+    @contextmanager
+    def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        self.observe(str(query), "before")
+        with super().execute_query(query, *args, **kwargs) as cursor:  # type: ignore[misc]
+            yield cursor
+        self.observe(str(query), "after")
+
+
+class _CatalogQualifiedSqlClient(DuckDbSqlClient):
+    connect: Connector
+
+    def open_connection(self) -> Any:
+        return self.connect(super().open_connection)
+
+    def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
+        # DuckDB names a file's catalog after the file name up to its first dot.
+        catalog = Path(str(self.credentials.database)).name.split(".")[0]
+        if not catalog or catalog.startswith(":"):
+            return None
+        if casefold:
+            catalog = self.capabilities.casefold_identifier(catalog)
+        return self.capabilities.escape_identifier(catalog) if quote else catalog
+
+
+class _RunDefaults(ConfigProvider):
+    """Asked last, and only inside :func:`run_defaults` of the same thread: dlt skips it as empty
+    everywhere else, so it changes nothing for any other pipeline of the process (6)."""
+
+    def __init__(self) -> None:
+        self.active: ContextVar[Mapping[str, Any] | None] = ContextVar("listrak_sync_run_defaults", default=None)
+
+    def get_value(self, key: str, hint: Any, pipeline_name: str | None, *sections: str) -> tuple[Any, str]:
+        path = ".".join((*sections, key))
+        values = self.active.get()
+        # Under the pipeline's name dlt asks before it asks the other providers without it: a
+        # user's EXTRACT__NEXT_ITEM_MODE must win over our default, so answer only without it.
+        if values is None or pipeline_name:
+            return None, path
+        return values.get(path), path
+
+    @property
+    def supports_secrets(self) -> bool:
+        return False
+
+    @property
+    def supports_sections(self) -> bool:
+        return True
+
+    @property
+    def name(self) -> str:
+        return "listrak-sync run defaults"
+
+    @property
+    def is_empty(self) -> bool:
+        return self.active.get() is None
+
+
+_RUN_DEFAULTS = _RunDefaults()
+_registering = threading.Lock()
+
+
+@contextmanager
+def run_defaults(values: Mapping[str, Any]) -> Iterator[None]:
+    """dlt settings for the steps this thread runs inside the block, unless configured otherwise.
+
+    Any value the user configured (environment, ``.dlt/*.toml``, with or without the pipeline's
+    name) wins. Other threads, and this one after the block, see dlt's configuration unchanged.
+
+    Args:
+        values: dotted dlt keys and their values, e.g. ``{"extract.next_item_mode": "fifo"}``.
+    """
+    with _registering:
+        if not any(provider is _RUN_DEFAULTS for provider in dlt.config.config_providers):
+            dlt.config.register_provider(_RUN_DEFAULTS)
+    token = _RUN_DEFAULTS.active.set(dict(values))
+    try:
+        yield
+    finally:
+        _RUN_DEFAULTS.active.reset(token)
+
+
+def toml_documents() -> Iterator[tuple[str, str]]:
+    """Each TOML configuration dlt read, as its provider's name and text (7)."""
+    from dlt.common.configuration.container import Container
+    from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+    for provider in Container()[PluggableRunContext].providers.providers:
+        to_toml = getattr(provider, "to_toml", None)
+        if to_toml is not None:
+            yield provider.name, to_toml()
+
+
+def schema_update_clash(error: BaseException) -> bool:
+    """Whether ``error`` is dlt failing to apply DDL because another writer changed the same tables (8)."""
+    if not isinstance(error, SchemaUpdateError):
+        return False
+    cause = f"{error.__cause__ or ''} {getattr(error, 'cause', '')}".lower()
+    return isinstance(error, SchemaUpdateTransientError) or any(
+        clash in cause for clash in ("deadlock", "could not serialize", "already exists", "duplicate key")
+    )
+
+
+__all__ = [
+    "Connector",
+    "StatementObserver",
+    "TransactionalDuckDb",
+    "TransactionalPostgres",
+    "duckdb_credentials",
+    "run_defaults",
+    "schema_update_clash",
+    "toml_documents",
+]

@@ -1,0 +1,203 @@
+"""Each assumption ``listrak_sync.pipeline.dlt_compat`` makes about dlt, checked by its number there.
+
+A dlt release that breaks one fails here first, with the assumption named. Runs against any dlt
+that pyproject.toml allows (its lower bound too: see the module docstring of dlt_compat).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pytest
+import tomlkit
+from dlt.common.configuration.providers import ConfigProvider
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import SchemaUpdateError, SchemaUpdateTransientError
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+from dlt.destinations.impl.duckdb.duck import DuckDbClient
+from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
+from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
+from dlt.destinations.impl.postgres.factory import postgres as postgres_factory
+from dlt.extract.pipe_iterator import PipeIterator
+from dlt.load.configuration import LoaderConfiguration
+
+from listrak_sync.pipeline.dlt_compat import (
+    TransactionalDuckDb,
+    TransactionalPostgres,
+    duckdb_credentials,
+    run_defaults,
+    schema_update_clash,
+    toml_documents,
+)
+
+PG = "postgresql://postgres:trust@127.0.0.1:5432/test"
+
+
+def parameters(function: Any) -> list[str]:
+    return [name for name in inspect.signature(function).parameters if name != "self"]
+
+
+def duckdb_pipeline(tmp_path: Path, **hooks: Any) -> dlt.Pipeline:
+    destination = TransactionalDuckDb(credentials=duckdb_credentials(tmp_path / "compat.duckdb"), **hooks)
+    return dlt.pipeline(pipeline_name="compat_check", destination=destination, dataset_name="compat",
+                        pipelines_dir=str(tmp_path / "work"))
+
+
+@pytest.mark.parametrize("factory", [duckdb_factory, postgres_factory], ids=["duckdb", "postgres"])
+def test_1_raw_capabilities_is_where_dlt_leaves_transactions_unset(factory: type[Destination]) -> None:
+    assert callable(getattr(factory, "_raw_capabilities", None)), "dlt renamed Destination._raw_capabilities"
+    assert parameters(factory._raw_capabilities) == [], "Destination._raw_capabilities takes arguments now"
+    caps = factory()._raw_capabilities()
+    assert hasattr(caps, "supports_transactions"), "capabilities lost supports_transactions"
+    # If dlt sets it itself one day, our override is no longer needed (still harmless).
+    ours = TransactionalDuckDb if factory is duckdb_factory else TransactionalPostgres
+    assert ours().capabilities().supports_transactions is True
+
+
+def test_2_client_class_is_a_property_dlt_builds_the_job_client_from(tmp_path: Path) -> None:
+    assert isinstance(inspect.getattr_static(Destination, "client_class"), property)
+    client = duckdb_pipeline(tmp_path).destination_client()
+    assert isinstance(client, DuckDbClient) and type(client).__name__ == "ListrakDuckDbClient"
+
+
+def test_3_job_clients_are_built_from_schema_config_capabilities_and_hold_a_sql_client(tmp_path: Path) -> None:
+    from dlt.destinations.impl.postgres.postgres import PostgresClient
+
+    for job_client in (DuckDbClient, PostgresClient):
+        assert parameters(job_client.__init__)[:3] == ["schema", "config", "capabilities"], job_client
+    client = duckdb_pipeline(tmp_path).destination_client()
+    assert type(client.sql_client).__name__ == "ListrakDuckDbSqlClient"
+    assert isinstance(client.sql_client, DuckDbSqlClient)
+    assert client.sql_client.dataset_name == "compat"
+
+
+def test_4_sql_clients_open_observe_and_qualify_as_we_assume(tmp_path: Path) -> None:
+    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
+
+    for sql_client in (DuckDbSqlClient, Psycopg2SqlClient):
+        assert parameters(sql_client.__init__)[:4] == ["dataset_name", "staging_dataset_name", "credentials",
+                                                      "capabilities"], sql_client
+        assert hasattr(sql_client.execute_query, "__wrapped__"), f"{sql_client.__name__}.execute_query: not a context"
+    assert parameters(DuckDbSqlClient.catalog_name) == ["quote", "casefold"], "catalog_name's signature changed"
+    opened: list[Any] = []
+    seen: list[tuple[str, str]] = []
+
+    def connect(open_connection: Any) -> Any:
+        opened.append(open_connection())
+        return opened[-1]
+
+    pipeline = duckdb_pipeline(tmp_path, connect=connect, observe=lambda sql, when: seen.append((sql, when)))
+    with pipeline.sql_client() as client:
+        client.execute_sql("SELECT 1")
+        client.execute_many(["SELECT 2", "SELECT 3"])
+        table = client.make_qualified_table_name("messages")
+    assert len(opened) == 1 and opened[0] is not None, "open_connection no longer returns the connection"
+    # execute_many may join statements into one call; each is observed before and after it runs
+    assert [when for _, when in seen] == ["before", "after"] * (len(seen) // 2), seen
+    observed = " ".join(sql for sql, when in seen if when == "after")
+    assert all(f"SELECT {n}" in observed for n in (1, 2, 3)), "statements no longer pass execute_query"
+    assert table == '"compat"."compat"."messages"', "qualified names no longer start with catalog_name()"
+
+
+@pytest.mark.postgres
+def test_4_postgres_statements_pass_the_observer(tmp_path: Path) -> None:
+    seen: list[str] = []
+    destination = TransactionalPostgres(credentials=PG, observe=lambda sql, when: seen.append(when))
+    pipeline = dlt.pipeline(pipeline_name="compat_check_pg", destination=destination, dataset_name="compat",
+                            pipelines_dir=str(tmp_path / "work"))
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("SELECT 1") == [(1,)]
+    assert seen == ["before", "after"]
+
+
+def test_5_duckdb_credentials_take_the_path_as_a_field(tmp_path: Path) -> None:
+    assert "database" in DuckDbCredentials().__dataclass_fields__
+    client = duckdb_pipeline(tmp_path).destination_client()
+    assert client.config.credentials.database == str(tmp_path / "compat.duckdb")
+
+
+def test_6_the_settings_we_default_are_read_where_we_assume() -> None:
+    assert callable(getattr(dlt.config, "register_provider", None)), "dlt.config.register_provider is gone"
+    assert issubclass(type(dlt.config.config_providers[0]), ConfigProvider)
+    spec = PipeIterator.PipeIteratorConfiguration
+    assert spec.__section__ == "extract" and "next_item_mode" in spec.__dataclass_fields__
+    assert "truncate_staging_dataset" in LoaderConfiguration.__dataclass_fields__
+
+
+def _resolved(pipeline: dlt.Pipeline, *keys: str) -> dict[str, tuple[Any, str]]:
+    trace = pipeline.last_trace
+    assert trace is not None
+    return {v.key: (v.value, v.provider_name) for v in trace.resolved_config_values if v.key in keys}
+
+
+def _merge_twice(tmp_path: Path, defaults: dict[str, Any]) -> tuple[dict[str, tuple[Any, str]], int]:
+    """A merge run (which stages its rows) under ``defaults``: what dlt resolved, and the rows left staged."""
+    pipeline = duckdb_pipeline(tmp_path)
+
+    @dlt.resource(primary_key="id", write_disposition="merge")
+    def rows() -> Any:
+        yield [{"id": 1}, {"id": 2}]
+
+    with run_defaults(defaults):
+        pipeline.run(rows())
+        pipeline.run(rows())
+    with duckdb.connect(str(tmp_path / "compat.duckdb")) as con:
+        ((staged,),) = con.execute('SELECT count(*) FROM compat_staging."rows"').fetchall()
+    return _resolved(pipeline, "next_item_mode", "truncate_staging_dataset"), int(staged)
+
+
+def test_6_run_defaults_reach_the_steps_and_lose_to_any_user_value(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("EXTRACT__NEXT_ITEM_MODE", "LOAD__TRUNCATE_STAGING_DATASET"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = {"extract.next_item_mode": "fifo", "load.truncate_staging_dataset": True}
+    resolved, staged = _merge_twice(tmp_path / "ours", defaults)
+    assert resolved == {"next_item_mode": ("fifo", "listrak-sync run defaults"),
+                        "truncate_staging_dataset": (True, "listrak-sync run defaults")}
+    assert staged == 0
+
+    monkeypatch.setenv("LOAD__TRUNCATE_STAGING_DATASET", "false")  # a user's own settings win,
+    monkeypatch.setenv("COMPAT_CHECK__EXTRACT__NEXT_ITEM_MODE", "round_robin")  # the pipeline's too
+    resolved, staged = _merge_twice(tmp_path / "theirs", defaults)
+    assert {key: value for key, (value, _) in resolved.items()} == {"next_item_mode": "round_robin",
+                                                                    "truncate_staging_dataset": "false"}
+    assert staged == 2
+
+
+def test_6_run_defaults_are_seen_by_this_thread_inside_the_block_only() -> None:
+    key = "extract.next_item_mode"
+    assert dlt.config.get(key) is None
+    elsewhere: list[Any] = []
+    with run_defaults({key: "fifo"}):
+        assert dlt.config.get(key) == "fifo"
+        other = threading.Thread(target=lambda: elsewhere.append(dlt.config.get(key)))
+        other.start()
+        other.join()
+    assert elsewhere == [None]
+    assert dlt.config.get(key) is None
+    assert os.environ.get("EXTRACT__NEXT_ITEM_MODE") is None
+
+
+def test_7_toml_documents_are_dlts_config_and_secrets() -> None:
+    documents = dict(toml_documents())
+    assert documents, "no provider has to_toml() any more: the settings check would see no TOML file"
+    for name, text in documents.items():
+        assert isinstance(tomlkit.parse(text).unwrap(), dict), name
+    assert {"config.toml", "secrets.toml"} <= set(documents), documents
+
+
+def test_8_a_clash_of_two_writers_ddl_is_a_schema_update_error() -> None:
+    assert issubclass(SchemaUpdateTransientError, SchemaUpdateError)
+    deadlock = RuntimeError("deadlock detected")
+    assert parameters(SchemaUpdateError.__init__)[:3] == ["schema_name", "table_names", "cause"]
+    assert SchemaUpdateError("listrak", ["messages"], deadlock).cause is deadlock
+    assert schema_update_clash(SchemaUpdateError("listrak", ["messages"], deadlock))
+    assert schema_update_clash(SchemaUpdateTransientError("listrak", [], RuntimeError("timeout")))
+    assert not schema_update_clash(SchemaUpdateError("listrak", [], RuntimeError("permission denied")))
+    assert not schema_update_clash(RuntimeError("deadlock detected"))
