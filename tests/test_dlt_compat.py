@@ -6,6 +6,7 @@ that pyproject.toml allows (its lower bound too: see the module docstring of dlt
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import threading
@@ -16,25 +17,25 @@ import dlt
 import duckdb
 import pytest
 import tomlkit
-from dlt.common.configuration.providers import ConfigProvider
-from dlt.common.destination import Destination
-from dlt.common.destination.exceptions import SchemaUpdateError, SchemaUpdateTransientError
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
-from dlt.destinations.impl.duckdb.duck import DuckDbClient
-from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_factory
-from dlt.destinations.impl.duckdb.sql_client import DuckDbSqlClient
-from dlt.destinations.impl.postgres.factory import postgres as postgres_factory
-from dlt.extract.pipe_iterator import PipeIterator
-from dlt.load.configuration import LoaderConfiguration
 
-from listrak_sync.pipeline.dlt_compat import (
-    TransactionalDuckDb,
-    TransactionalPostgres,
-    duckdb_credentials,
-    run_defaults,
-    schema_update_clash,
-    toml_documents,
-)
+
+def internal(where: str, assumption: int) -> Any:
+    """The dlt object at ``module:name``, or a failure naming the assumption of dlt_compat it breaks."""
+    module, name = where.split(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        pytest.fail(f"dlt {dlt.__version__} breaks assumption {assumption} of listrak_sync.pipeline.dlt_compat: "
+                    f"no {module}.{name} ({exc})")
+
+
+def compat() -> Any:
+    """listrak_sync.pipeline.dlt_compat, or a failure naming what this dlt lacks."""
+    try:
+        return importlib.import_module("listrak_sync.pipeline.dlt_compat")
+    except ImportError as exc:
+        pytest.fail(f"listrak_sync.pipeline.dlt_compat cannot import with dlt {dlt.__version__}: {exc}")
+
 
 PG = "postgresql://postgres:trust@127.0.0.1:5432/test"
 
@@ -44,47 +45,49 @@ def parameters(function: Any) -> list[str]:
 
 
 def duckdb_pipeline(tmp_path: Path, **hooks: Any) -> dlt.Pipeline:
-    destination = TransactionalDuckDb(credentials=duckdb_credentials(tmp_path / "compat.duckdb"), **hooks)
+    ours = compat()
+    destination = ours.TransactionalDuckDb(credentials=ours.duckdb_credentials(tmp_path / "compat.duckdb"), **hooks)
     return dlt.pipeline(pipeline_name="compat_check", destination=destination, dataset_name="compat",
                         pipelines_dir=str(tmp_path / "work"))
 
 
-@pytest.mark.parametrize("factory", [duckdb_factory, postgres_factory], ids=["duckdb", "postgres"])
-def test_1_raw_capabilities_is_where_dlt_leaves_transactions_unset(factory: type[Destination]) -> None:
+@pytest.mark.parametrize("name", ["duckdb", "postgres"])
+def test_1_raw_capabilities_is_where_dlt_leaves_transactions_unset(name: str) -> None:
+    factory = internal(f"dlt.destinations.impl.{name}.factory:{name}", 1)
     assert callable(getattr(factory, "_raw_capabilities", None)), "dlt renamed Destination._raw_capabilities"
     assert parameters(factory._raw_capabilities) == [], "Destination._raw_capabilities takes arguments now"
     caps = factory()._raw_capabilities()
     assert hasattr(caps, "supports_transactions"), "capabilities lost supports_transactions"
     # If dlt sets it itself one day, our override is no longer needed (still harmless).
-    ours = TransactionalDuckDb if factory is duckdb_factory else TransactionalPostgres
+    ours = compat().TransactionalDuckDb if name == "duckdb" else compat().TransactionalPostgres
     assert ours().capabilities().supports_transactions is True
 
 
 def test_2_client_class_is_a_property_dlt_builds_the_job_client_from(tmp_path: Path) -> None:
-    assert isinstance(inspect.getattr_static(Destination, "client_class"), property)
+    destination = internal("dlt.common.destination:Destination", 2)
+    assert isinstance(inspect.getattr_static(destination, "client_class"), property)
     client = duckdb_pipeline(tmp_path).destination_client()
-    assert isinstance(client, DuckDbClient) and type(client).__name__ == "ListrakDuckDbClient"
+    assert isinstance(client, internal("dlt.destinations.impl.duckdb.duck:DuckDbClient", 2))
+    assert type(client).__name__ == "ListrakDuckDbClient"
 
 
 def test_3_job_clients_are_built_from_schema_config_capabilities_and_hold_a_sql_client(tmp_path: Path) -> None:
-    from dlt.destinations.impl.postgres.postgres import PostgresClient
-
-    for job_client in (DuckDbClient, PostgresClient):
+    for job_client in (internal("dlt.destinations.impl.duckdb.duck:DuckDbClient", 3),
+                       internal("dlt.destinations.impl.postgres.postgres:PostgresClient", 3)):
         assert parameters(job_client.__init__)[:3] == ["schema", "config", "capabilities"], job_client
     client = duckdb_pipeline(tmp_path).destination_client()
     assert type(client.sql_client).__name__ == "ListrakDuckDbSqlClient"
-    assert isinstance(client.sql_client, DuckDbSqlClient)
+    assert isinstance(client.sql_client, internal("dlt.destinations.impl.duckdb.sql_client:DuckDbSqlClient", 3))
     assert client.sql_client.dataset_name == "compat"
 
 
 def test_4_sql_clients_open_observe_and_qualify_as_we_assume(tmp_path: Path) -> None:
-    from dlt.destinations.impl.postgres.sql_client import Psycopg2SqlClient
-
-    for sql_client in (DuckDbSqlClient, Psycopg2SqlClient):
+    duckdb_client = internal("dlt.destinations.impl.duckdb.sql_client:DuckDbSqlClient", 4)
+    for sql_client in (duckdb_client, internal("dlt.destinations.impl.postgres.sql_client:Psycopg2SqlClient", 4)):
         assert parameters(sql_client.__init__)[:4] == ["dataset_name", "staging_dataset_name", "credentials",
                                                       "capabilities"], sql_client
         assert hasattr(sql_client.execute_query, "__wrapped__"), f"{sql_client.__name__}.execute_query: not a context"
-    assert parameters(DuckDbSqlClient.catalog_name) == ["quote", "casefold"], "catalog_name's signature changed"
+    assert parameters(duckdb_client.catalog_name) == ["quote", "casefold"], "catalog_name's signature changed"
     opened: list[Any] = []
     seen: list[tuple[str, str]] = []
 
@@ -108,7 +111,7 @@ def test_4_sql_clients_open_observe_and_qualify_as_we_assume(tmp_path: Path) -> 
 @pytest.mark.postgres
 def test_4_postgres_statements_pass_the_observer(tmp_path: Path) -> None:
     seen: list[str] = []
-    destination = TransactionalPostgres(credentials=PG, observe=lambda sql, when: seen.append(when))
+    destination = compat().TransactionalPostgres(credentials=PG, observe=lambda sql, when: seen.append(when))
     pipeline = dlt.pipeline(pipeline_name="compat_check_pg", destination=destination, dataset_name="compat",
                             pipelines_dir=str(tmp_path / "work"))
     with pipeline.sql_client() as client:
@@ -117,17 +120,20 @@ def test_4_postgres_statements_pass_the_observer(tmp_path: Path) -> None:
 
 
 def test_5_duckdb_credentials_take_the_path_as_a_field(tmp_path: Path) -> None:
-    assert "database" in DuckDbCredentials().__dataclass_fields__
+    credentials = internal("dlt.destinations.impl.duckdb.configuration:DuckDbCredentials", 5)
+    assert "database" in credentials().__dataclass_fields__
     client = duckdb_pipeline(tmp_path).destination_client()
     assert client.config.credentials.database == str(tmp_path / "compat.duckdb")
 
 
 def test_6_the_settings_we_default_are_read_where_we_assume() -> None:
     assert callable(getattr(dlt.config, "register_provider", None)), "dlt.config.register_provider is gone"
-    assert issubclass(type(dlt.config.config_providers[0]), ConfigProvider)
-    spec = PipeIterator.PipeIteratorConfiguration
+    assert issubclass(type(dlt.config.config_providers[0]),
+                      internal("dlt.common.configuration.providers:ConfigProvider", 6))
+    spec = internal("dlt.extract.pipe_iterator:PipeIterator", 6).PipeIteratorConfiguration
     assert spec.__section__ == "extract" and "next_item_mode" in spec.__dataclass_fields__
-    assert "truncate_staging_dataset" in LoaderConfiguration.__dataclass_fields__
+    loader = internal("dlt.load.configuration:LoaderConfiguration", 6)
+    assert "truncate_staging_dataset" in loader.__dataclass_fields__
 
 
 def _resolved(pipeline: dlt.Pipeline, *keys: str) -> dict[str, tuple[Any, str]]:
@@ -144,7 +150,7 @@ def _merge_twice(tmp_path: Path, defaults: dict[str, Any]) -> tuple[dict[str, tu
     def rows() -> Any:
         yield [{"id": 1}, {"id": 2}]
 
-    with run_defaults(defaults):
+    with compat().run_defaults(defaults):
         pipeline.run(rows())
         pipeline.run(rows())
     with duckdb.connect(str(tmp_path / "compat.duckdb")) as con:
@@ -174,7 +180,7 @@ def test_6_run_defaults_are_seen_by_this_thread_inside_the_block_only() -> None:
     key = "extract.next_item_mode"
     assert dlt.config.get(key) is None
     elsewhere: list[Any] = []
-    with run_defaults({key: "fifo"}):
+    with compat().run_defaults({key: "fifo"}):
         assert dlt.config.get(key) == "fifo"
         other = threading.Thread(target=lambda: elsewhere.append(dlt.config.get(key)))
         other.start()
@@ -185,7 +191,9 @@ def test_6_run_defaults_are_seen_by_this_thread_inside_the_block_only() -> None:
 
 
 def test_7_toml_documents_are_dlts_config_and_secrets() -> None:
-    documents = dict(toml_documents())
+    internal("dlt.common.configuration.container:Container", 7)
+    internal("dlt.common.configuration.specs.pluggable_run_context:PluggableRunContext", 7)
+    documents = dict(compat().toml_documents())
     assert documents, "no provider has to_toml() any more: the settings check would see no TOML file"
     for name, text in documents.items():
         assert isinstance(tomlkit.parse(text).unwrap(), dict), name
@@ -193,11 +201,14 @@ def test_7_toml_documents_are_dlts_config_and_secrets() -> None:
 
 
 def test_8_a_clash_of_two_writers_ddl_is_a_schema_update_error() -> None:
-    assert issubclass(SchemaUpdateTransientError, SchemaUpdateError)
+    error = internal("dlt.common.destination.exceptions:SchemaUpdateError", 8)
+    transient = internal("dlt.common.destination.exceptions:SchemaUpdateTransientError", 8)
+    clash = compat().schema_update_clash
+    assert issubclass(transient, error)
     deadlock = RuntimeError("deadlock detected")
-    assert parameters(SchemaUpdateError.__init__)[:3] == ["schema_name", "table_names", "cause"]
-    assert SchemaUpdateError("listrak", ["messages"], deadlock).cause is deadlock
-    assert schema_update_clash(SchemaUpdateError("listrak", ["messages"], deadlock))
-    assert schema_update_clash(SchemaUpdateTransientError("listrak", [], RuntimeError("timeout")))
-    assert not schema_update_clash(SchemaUpdateError("listrak", [], RuntimeError("permission denied")))
-    assert not schema_update_clash(RuntimeError("deadlock detected"))
+    assert parameters(error.__init__)[:3] == ["schema_name", "table_names", "cause"]
+    assert error("listrak", ["messages"], deadlock).cause is deadlock
+    assert clash(error("listrak", ["messages"], deadlock))
+    assert clash(transient("listrak", [], RuntimeError("timeout")))
+    assert not clash(error("listrak", [], RuntimeError("permission denied")))
+    assert not clash(RuntimeError("deadlock detected"))

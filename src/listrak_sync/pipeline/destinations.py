@@ -17,6 +17,10 @@ What this module guarantees for the runner:
   cannot tell catalog from schema. Our DuckDB client names tables ``catalog.dataset.table``.
 - **Staging per writer.** A list shard stages its rows in a staging dataset of its own, so
   shards loading one dataset side by side never clear each other's staged rows.
+
+How dlt's DuckDB and PostgreSQL destinations are adapted for this (their clients subclassed)
+is :mod:`listrak_sync.pipeline.dlt_compat`'s; every statement they run passes
+:data:`on_statement`, a no-op the kill tests replace.
 """
 
 from __future__ import annotations
