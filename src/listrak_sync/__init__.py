@@ -3,7 +3,10 @@
 import os
 
 # dlt reports anonymous usage to its makers unless told not to, and it reads this once, at its
-# first use. Nothing of ours phones home: off unless the user turns it on.
+# first use. Nothing of ours phones home: off unless the user turns it on. The one process-wide
+# change an import makes, on purpose: dlt's telemetry is one switch per process, thrown by
+# whichever pipeline starts first, so a per-run setting could not keep our runs from reporting.
+# A value the user set is kept.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 from listrak_sync.errors import (
