@@ -46,7 +46,9 @@ def parameters(function: Any) -> list[str]:
 
 def duckdb_pipeline(tmp_path: Path, **hooks: Any) -> dlt.Pipeline:
     ours = compat()
-    destination = ours.TransactionalDuckDb(credentials=ours.duckdb_credentials(tmp_path / "compat.duckdb"), **hooks)
+    destination = ours.TransactionalDuckDb(credentials=ours.duckdb_credentials(tmp_path / "compat.duckdb"))
+    for name, hook in hooks.items():
+        setattr(destination, name, hook)
     return dlt.pipeline(pipeline_name="compat_check", destination=destination, dataset_name="compat",
                         pipelines_dir=str(tmp_path / "work"))
 
@@ -111,7 +113,8 @@ def test_4_sql_clients_open_observe_and_qualify_as_we_assume(tmp_path: Path) -> 
 @pytest.mark.postgres
 def test_4_postgres_statements_pass_the_observer(tmp_path: Path) -> None:
     seen: list[str] = []
-    destination = compat().TransactionalPostgres(credentials=PG, observe=lambda sql, when: seen.append(when))
+    destination = compat().TransactionalPostgres(credentials=PG)
+    destination.observe = lambda sql, when: seen.append(when)
     pipeline = dlt.pipeline(pipeline_name="compat_check_pg", destination=destination, dataset_name="compat",
                             pipelines_dir=str(tmp_path / "work"))
     with pipeline.sql_client() as client:
@@ -212,3 +215,15 @@ def test_8_a_clash_of_two_writers_ddl_is_a_schema_update_error() -> None:
     assert clash(transient("listrak", [], RuntimeError("timeout")))
     assert not clash(error("listrak", [], RuntimeError("permission denied")))
     assert not clash(RuntimeError("deadlock detected"))
+
+
+@pytest.mark.parametrize("name", ["TransactionalDuckDb", "TransactionalPostgres"])
+def test_9_options_left_at_their_defaults_leave_the_configuration_to_the_user(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    factory = getattr(compat(), name)
+    assert factory().config_params == {}, "dlt took a default of the factory's __init__ for an explicit option"
+    assert factory(destination_name="x").config_params == {"destination_name": "x"}
+    if name == "TransactionalPostgres":
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", PG)
+        configured = factory(destination_name="postgres").configuration(None, accept_partial=True)
+        assert configured.credentials.database == "test"

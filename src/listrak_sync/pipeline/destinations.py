@@ -116,7 +116,7 @@ def resolve_target(
     if not isinstance(destination, str):
         return Target(destination, destination.destination_name, destination.destination_name,
                       _can_merge(destination))
-    staging = {"staging_dataset_name_layout": staging_layout} if staging_layout else {}
+    staging: dict[str, Any] = {"staging_dataset_name_layout": staging_layout} if staging_layout else {}
     if destination == "duckdb":
         if not _DUCKDB_SIZE.match(duckdb_memory_limit):
             raise ConfigError(
@@ -124,17 +124,20 @@ def resolve_target(
                 "Give a number and a unit, such as 32MB or 2GB."
             )
         path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH, lock_wait_seconds=lock_wait_seconds)
-        connect = _duckdb_connector(path, lock_wait_seconds, duckdb_memory_limit.strip())
-        return Target(TransactionalDuckDb(credentials=duckdb_credentials(path), replace_strategy=REPLACE_STRATEGY,
-                                          destination_name="duckdb", connect=connect, observe=_observe, **staging),
-                      "duckdb", str(path), True)
+        duck = TransactionalDuckDb(credentials=duckdb_credentials(path), replace_strategy=REPLACE_STRATEGY,
+                                   destination_name="duckdb", **staging)
+        duck.connect = _duckdb_connector(path, lock_wait_seconds, duckdb_memory_limit.strip())
+        duck.observe = _observe
+        return Target(duck, "duckdb", str(path), True)
     options: dict[str, Any] = {} if destination == "filesystem" else {"replace_strategy": REPLACE_STRATEGY, **staging}
     factory: Destination | None
     try:
         if destination == "postgres":
             # PostgreSQL has transactions, but dlt's capabilities leave them unset there too:
             # without this, a merge's DELETE and INSERT commit apart (found by the kill tests).
-            factory = TransactionalPostgres(destination_name="postgres", observe=_observe, **options)
+            postgres = TransactionalPostgres(destination_name="postgres", **options)
+            postgres.observe = _observe
+            factory = postgres
         else:
             factory = Destination.from_reference(destination, **options)
     except Exception as exc:  # dlt raises several types for an unknown or unloadable name

@@ -36,6 +36,10 @@ What we rely on, and why:
    (``dlt.common.destination.exceptions``, new in dlt 1.30): what dlt raises when a schema's DDL
    fails, with the database error as ``cause``; two list shards updating one dataset's tables
    at once clash there, and the load is retried.
+9. **A factory's ``__init__`` signature**: ``Destination.__init__`` drops the options equal to
+   the defaults of the class's own ``__init__``, so that only options given explicitly override
+   the configuration; a subclass that redefined ``__init__`` would pin every default (e.g.
+   ``credentials=None``) over ``DESTINATION__POSTGRES__CREDENTIALS``. Ours keep dlt's.
 """
 
 from __future__ import annotations
@@ -72,16 +76,14 @@ def duckdb_credentials(path: Path) -> DuckDbCredentials:
 class TransactionalDuckDb(duckdb_factory):
     """dlt's DuckDB destination with transactions, catalog-qualified names and hooks (1-4 above).
 
-    Args:
-        connect: opens each connection dlt asks for, given dlt's own opener (default: dlt's).
-        observe: told every statement before and after it runs (default: nobody).
-        options: dlt's ``duckdb`` factory options (credentials, replace_strategy, ...).
+    Built as dlt's ``duckdb`` factory is; then set ``connect``, which opens each connection dlt
+    asks for given dlt's own opener, and ``observe``, told every statement before and after it
+    runs. (Not ``__init__`` arguments: dlt reads its factories' own ``__init__`` signature to
+    tell the options given from their defaults, 9 above.)
     """
 
-    def __init__(self, *, connect: Connector | None = None, observe: StatementObserver | None = None,
-                 **options: Any) -> None:
-        self.connect, self.observe = connect or _dlt_opens, observe or _nobody
-        super().__init__(**options)
+    connect: Connector = staticmethod(lambda open_connection: open_connection())
+    observe: StatementObserver = staticmethod(lambda statement, when: None)
 
     def _raw_capabilities(self) -> Any:
         caps = super()._raw_capabilities()
@@ -98,14 +100,11 @@ class TransactionalDuckDb(duckdb_factory):
 class TransactionalPostgres(postgres_factory):
     """dlt's PostgreSQL destination with transactions and a statement observer (1-4 above).
 
-    Args:
-        observe: told every statement before and after it runs (default: nobody).
-        options: dlt's ``postgres`` factory options.
+    Built as dlt's ``postgres`` factory is; then set ``observe``, told every statement before
+    and after it runs.
     """
 
-    def __init__(self, *, observe: StatementObserver | None = None, **options: Any) -> None:
-        self.observe = observe or _nobody
-        super().__init__(**options)
+    observe: StatementObserver = staticmethod(lambda statement, when: None)
 
     def _raw_capabilities(self) -> Any:
         caps = super()._raw_capabilities()
@@ -121,14 +120,6 @@ class TransactionalPostgres(postgres_factory):
         sql_client = type("ListrakPostgresSqlClient", (_ObservedSqlClient, Psycopg2SqlClient),
                           {"observe": staticmethod(self.observe)})
         return type("ListrakPostgresClient", (_ReplacedSqlClient, PostgresClient), {"sql_client_class": sql_client})
-
-
-def _dlt_opens(open_connection: Callable[[], Any]) -> Any:
-    return open_connection()
-
-
-def _nobody(statement: str, when: str) -> None:
-    return None
 
 
 class _ReplacedSqlClient:
