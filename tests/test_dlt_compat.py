@@ -16,7 +16,6 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
-import tomlkit
 
 
 def internal(where: str, assumption: int) -> Any:
@@ -193,19 +192,9 @@ def test_6_run_defaults_are_seen_by_this_thread_inside_the_block_only() -> None:
     assert os.environ.get("EXTRACT__NEXT_ITEM_MODE") is None
 
 
-def test_7_toml_documents_are_dlts_config_and_secrets() -> None:
-    internal("dlt.common.configuration.container:Container", 7)
-    internal("dlt.common.configuration.specs.pluggable_run_context:PluggableRunContext", 7)
-    documents = dict(compat().toml_documents())
-    assert documents, "no provider has to_toml() any more: the settings check would see no TOML file"
-    for name, text in documents.items():
-        assert isinstance(tomlkit.parse(text).unwrap(), dict), name
-    assert {"config.toml", "secrets.toml"} <= set(documents), documents
-
-
-def test_8_a_clash_of_two_writers_ddl_is_a_schema_update_error() -> None:
-    error = internal("dlt.common.destination.exceptions:SchemaUpdateError", 8)
-    transient = internal("dlt.common.destination.exceptions:SchemaUpdateTransientError", 8)
+def test_7_a_clash_of_two_writers_ddl_is_a_schema_update_error() -> None:
+    error = internal("dlt.common.destination.exceptions:SchemaUpdateError", 7)
+    transient = internal("dlt.common.destination.exceptions:SchemaUpdateTransientError", 7)
     clash = compat().schema_update_clash
     assert issubclass(transient, error)
     deadlock = RuntimeError("deadlock detected")
@@ -218,7 +207,7 @@ def test_8_a_clash_of_two_writers_ddl_is_a_schema_update_error() -> None:
 
 
 @pytest.mark.parametrize("name", ["TransactionalDuckDb", "TransactionalPostgres"])
-def test_9_options_left_at_their_defaults_leave_the_configuration_to_the_user(
+def test_8_options_left_at_their_defaults_leave_the_configuration_to_the_user(
         name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     factory = getattr(compat(), name)
     assert factory().config_params == {}, "dlt took a default of the factory's __init__ for an explicit option"

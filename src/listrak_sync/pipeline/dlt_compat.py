@@ -30,13 +30,11 @@ What we rely on, and why:
    ``extract`` and ``LoaderConfiguration.truncate_staging_dataset`` under ``load``, in the
    thread that runs the step. So :func:`run_defaults` gives values that any user setting beats,
    for one run only, without touching ``os.environ``.
-7. **``Container()[PluggableRunContext].providers.providers``** and a TOML provider's
-   ``to_toml()``: the ``.dlt/*.toml`` documents dlt read (the settings check rejects unknown keys).
-8. **``SchemaUpdateError``** and **``SchemaUpdateTransientError``**
+7. **``SchemaUpdateError``** and **``SchemaUpdateTransientError``**
    (``dlt.common.destination.exceptions``, new in dlt 1.30): what dlt raises when a schema's DDL
    fails, with the database error as ``cause``; two list shards updating one dataset's tables
    at once clash there, and the load is retried.
-9. **A factory's ``__init__`` signature**: ``Destination.__init__`` drops the options equal to
+8. **A factory's ``__init__`` signature**: ``Destination.__init__`` drops the options equal to
    the defaults of the class's own ``__init__``, so that only options given explicitly override
    the configuration; a subclass that redefined ``__init__`` would pin every default (e.g.
    ``credentials=None``) over ``DESTINATION__POSTGRES__CREDENTIALS``. Ours keep dlt's.
@@ -79,7 +77,7 @@ class TransactionalDuckDb(duckdb_factory):
     Built as dlt's ``duckdb`` factory is; then set ``connect``, which opens each connection dlt
     asks for given dlt's own opener, and ``observe``, told every statement before and after it
     runs. (Not ``__init__`` arguments: dlt reads its factories' own ``__init__`` signature to
-    tell the options given from their defaults, 9 above.)
+    tell the options given from their defaults, 8 above.)
     """
 
     connect: Connector = staticmethod(lambda open_connection: open_connection())
@@ -220,19 +218,8 @@ def run_defaults(values: Mapping[str, Any]) -> Iterator[None]:
         _RUN_DEFAULTS.active.reset(token)
 
 
-def toml_documents() -> Iterator[tuple[str, str]]:
-    """Each TOML configuration dlt read, as its provider's name and text (7)."""
-    from dlt.common.configuration.container import Container
-    from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
-
-    for provider in Container()[PluggableRunContext].providers.providers:
-        to_toml = getattr(provider, "to_toml", None)
-        if to_toml is not None:
-            yield provider.name, to_toml()
-
-
 def schema_update_clash(error: BaseException) -> bool:
-    """Whether ``error`` is dlt failing to apply DDL because another writer changed the same tables (8)."""
+    """Whether ``error`` is dlt failing to apply DDL because another writer changed the same tables (7)."""
     if not isinstance(error, SchemaUpdateError):
         return False
     cause = f"{error.__cause__ or ''} {getattr(error, 'cause', '')}".lower()
@@ -249,5 +236,4 @@ __all__ = [
     "duckdb_credentials",
     "run_defaults",
     "schema_update_clash",
-    "toml_documents",
 ]
