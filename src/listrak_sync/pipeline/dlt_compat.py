@@ -65,7 +65,7 @@ Connector = Callable[[Callable[[], Any]], Any]
 
 
 def duckdb_credentials(path: Path) -> DuckDbCredentials:
-    """dlt credentials for the DuckDB file ``path`` (see 5 above)."""
+    """dlt credentials for the DuckDB file ``path`` (assumption 5)."""
     credentials = DuckDbCredentials()
     credentials.database = str(path)
     return credentials
