@@ -34,8 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dlt
 import duckdb
 from dlt.common.destination import Destination
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from listrak_sync.errors import ConfigError
 from listrak_sync.pipeline.dlt_compat import (
@@ -115,7 +117,7 @@ def resolve_target(
     """
     if not isinstance(destination, str):
         return Target(destination, destination.destination_name, destination.destination_name,
-                      _can_merge(destination))
+                      can_merge(destination))
     staging: dict[str, Any] = {"staging_dataset_name_layout": staging_layout} if staging_layout else {}
     if destination == "duckdb":
         if not _DUCKDB_SIZE.match(duckdb_memory_limit):
@@ -148,10 +150,11 @@ def resolve_target(
         ) from None
     if factory is None:
         raise ConfigError("No destination given: use a dlt destination name such as duckdb or postgres.")
-    return Target(factory, destination, destination, _can_merge(factory))
+    return Target(factory, destination, destination, can_merge(factory))
 
 
-def _can_merge(factory: Destination) -> bool:
+def can_merge(factory: Destination) -> bool:
+    """Whether ``factory``'s destination can replace one message's rows (a delete-insert merge)."""
     # Plain files cannot delete one message's rows: dlt "falls back to append", which doubles
     # rows. Only destinations with a real delete-insert merge run incrementally.
     if factory.destination_name == "filesystem":
@@ -248,14 +251,35 @@ def _observe(statement: str, when: str) -> None:
     on_statement(statement, when)
 
 
+def messages_held(pipeline: dlt.Pipeline) -> dict[int, int]:
+    """Message ID to list ID of every message the destination's ``messages`` table holds.
+
+    The destination is the source of truth: a message another pipeline (another shard, or a
+    run of every list) loaded and that is gone now must lose its rows, known to the plan or not.
+    """
+    if not pipeline.default_schema_name:
+        return {}
+    naming = pipeline.default_schema.naming
+    msg_id, list_id = naming.normalize_identifier("MsgID"), naming.normalize_identifier("ListID")
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(naming.normalize_table_identifier("messages"))
+            rows = client.execute_sql(f"SELECT {msg_id}, {list_id} FROM {table}")  # noqa: S608 (our own names)
+    except DatabaseUndefinedRelation:
+        return {}
+    return {int(m): int(lst) for m, lst in rows or [] if m is not None and lst is not None}
+
+
 __all__ = [
     "DEFAULT_DATASET",
     "DEFAULT_DUCKDB_MEMORY_LIMIT",
     "DEFAULT_LOCK_WAIT_SECONDS",
     "DEFAULT_DUCKDB_PATH",
     "Target",
+    "can_merge",
     "check_dataset_name",
     "duckdb_file",
+    "messages_held",
     "on_statement",
     "resolve_target",
 ]

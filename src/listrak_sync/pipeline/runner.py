@@ -32,7 +32,7 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from dlt.destinations.exceptions import DatabaseUndefinedRelation, DestinationConnectionError
+from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.extract import DltSource
 
 from listrak_sync.engine import RunMode
@@ -46,6 +46,7 @@ from listrak_sync.pipeline.destinations import (
     check_dataset_name,
     is_lock_conflict,
     lock_error,
+    messages_held,
     resolve_target,
 )
 from listrak_sync.pipeline.dlt_compat import run_defaults, schema_update_clash
@@ -206,7 +207,7 @@ def replicate(
             )
             progress.phase("connecting")
             _step("sync", target, pipeline.sync_destination)
-            held = _step("sync", target, lambda: _messages_held(pipeline, target))
+            held = _step("sync", target, lambda: messages_held(pipeline) if target.incremental else {})
             source = build_source(settings, client, extractor=extractor,
                                   full_refresh=full_refresh or not target.incremental,
                                   full_refresh_reason=None if target.incremental else
@@ -242,25 +243,6 @@ def replicate(
         mode=", ".join(f"full refresh: {m.reason}" if m.full else m.reason for m in modes),
         incremental=any(not m.full for m in modes),
     )
-
-
-def _messages_held(pipeline: dlt.Pipeline, target: Target) -> dict[int, int]:
-    """Message ID to list ID of every message the destination's ``messages`` table holds.
-
-    The destination is the source of truth: a message another pipeline (another shard, or a
-    run of every list) loaded and that is gone now must lose its rows, known to the plan or not.
-    """
-    if not target.incremental or not pipeline.default_schema_name:
-        return {}
-    naming = pipeline.default_schema.naming
-    msg_id, list_id = naming.normalize_identifier("MsgID"), naming.normalize_identifier("ListID")
-    try:
-        with pipeline.sql_client() as client:
-            table = client.make_qualified_table_name(naming.normalize_table_identifier("messages"))
-            rows = client.execute_sql(f"SELECT {msg_id}, {list_id} FROM {table}")  # noqa: S608 (our own names)
-    except DatabaseUndefinedRelation:
-        return {}
-    return {int(m): int(lst) for m, lst in rows or [] if m is not None and lst is not None}
 
 
 def _load(pipeline: dlt.Pipeline, *, one_writer: bool = False, attempts: int = 6) -> Any:

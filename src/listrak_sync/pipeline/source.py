@@ -13,56 +13,26 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import logging
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dlt
 import pyarrow as pa
-from dlt.common.schema.typing import TColumnSchema, TTableSchemaColumns
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from listrak_sync.engine.plan import DELETED_COLUMN, RunMode, StreamMode
-from listrak_sync.engine.sync import Policy, SyncEngine, newest_events
-from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, column_ints
+from listrak_sync.engine.sync import Policy, SyncEngine
+from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, column_ints
+from listrak_sync.pipeline.destinations import can_merge, messages_held
+from listrak_sync.pipeline.rows import dlt_columns, empty_table, in_batches, lists_as_json, markers, with_marker
 from listrak_sync.settings import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.soap.client import ListrakClient
-from listrak_sync.streams import STREAMS, ColumnType, Stream
+from listrak_sync.streams import STREAMS, Stream
 
 SOURCE_NAME = "listrak"
 log = logging.getLogger(__name__)
-
-_DLT_TYPES: dict[ColumnType, str] = {
-    ColumnType.INT: "bigint",
-    ColumnType.TEXT: "text",
-    ColumnType.BOOL: "bool",
-    ColumnType.FLOAT: "double",
-    ColumnType.TIMESTAMP: "timestamp",
-    ColumnType.TEXT_LIST: "json",
-}
-
-
-def dlt_columns(stream: Stream) -> TTableSchemaColumns:
-    """dlt column hints for ``stream``: types, nullability, the documented key, descriptions."""
-    columns: TTableSchemaColumns = {}
-    for column in stream.table_columns:
-        hint: TColumnSchema = {
-            "name": column.name,
-            "data_type": _DLT_TYPES[column.type],  # type: ignore[typeddict-item]
-            "nullable": column.nullable,
-            "description": column.description,
-        }
-        if column.type is ColumnType.TIMESTAMP:
-            hint["timezone"] = True
-        columns[column.name] = hint
-    return columns
-
-
-def _empty(stream: Stream) -> pa.Table:
-    return arrow_schema(stream).empty_table()
-
 
 def build_source(
     settings: Settings,
@@ -123,9 +93,12 @@ class _Run:
         on_mode: Callable[[RunMode], None] | None = None,
         full_refresh_reason: str | None = None,
         known_messages: Mapping[int, int] | None = None,
+        owns_client: bool = False,
     ) -> None:
         self.on_mode = on_mode
         self.known_messages = known_messages
+        self.owns_client = owns_client
+        self._running: set[str] = set()
         # A list shard owns only its lists' rows: every table is merged, never replaced.
         self.shard = settings.list_ids
         self.full_refresh_reason = full_refresh_reason
@@ -148,6 +121,9 @@ class _Run:
         return self.engine.modes
 
     def decide(self) -> None:
+        if self.known_messages is None:
+            self._ask_destination()
+        self._running = set(dlt.current.source().selected_resources)
         # Worked on a copy, handed back stream by stream as each one is through; dlt stores it
         # only with a completed load.
         plan = copy.deepcopy(dict(dlt.current.source_state().get("plan") or {}))
@@ -161,6 +137,29 @@ class _Run:
         log.info("Run mode: %s (%s)", "full refresh" if mode.full else "incremental", mode.reason)
         if self.on_mode:
             self.on_mode(mode)
+
+    def _ask_destination(self) -> None:
+        """What :func:`~listrak_sync.pipeline.runner.replicate` learns before a run, learnt here
+        when the source runs in someone else's pipeline: whether the destination can merge
+        (if not, every run replaces its tables), and which messages it holds."""
+        pipeline = dlt.current.pipeline()
+        factory = pipeline.destination
+        if factory is None:  # extracted without a destination: nothing to ask
+            return
+        if not can_merge(factory):
+            if not self.full_refresh:
+                self.full_refresh = True
+                self.full_refresh_reason = (f"the {factory.destination_name} destination cannot merge, "
+                                            "so every run replaces its tables")
+            self.known_messages = {}
+            return
+        self.known_messages = messages_held(pipeline)
+
+    def finished(self, resource: str) -> None:
+        """One resource is through; the last one closes a client this run made itself."""
+        self._running.discard(resource)
+        if self.owns_client and not self._running:
+            self.extractor.client.close()
 
     def messages(self, list_ids: Sequence[int]) -> list[pa.Table]:
         """The lists' messages, asked concurrently and only as far back as the engine says."""
@@ -227,40 +226,38 @@ _PER_LIST = ("messages", "subscribed_contacts")
 
 
 def _lists_rows(stream: Stream, run: _Run) -> Iterator[pa.Table]:
-    table = run.extractor.lists()
-    run.decide()
-    yield _json_encode_lists(stream, table)
-
-
-def _json_encode_lists(stream: Stream, table: pa.Table) -> pa.Table:
-    """Text-list columns as JSON text: every dlt destination loads that as its json type."""
-    for column in stream.table_columns:
-        if column.type is ColumnType.TEXT_LIST:
-            index = table.schema.get_field_index(column.name)
-            encoded = pa.array([None if v is None else json.dumps(v) for v in table.column(index).to_pylist()],
-                               pa.string())
-            table = table.set_column(index, pa.field(column.name, pa.string()), encoded)
-    return table
+    try:
+        table = run.extractor.lists()
+        run.decide()
+        yield lists_as_json(stream, table)
+    finally:
+        run.finished(stream.name)
 
 
 def _messages_rows(stream: Stream, run: _Run) -> Any:
     def messages(lists: pa.Table) -> Iterator[pa.Table]:
-        tables = run.messages(column_ints(lists, "ListID"))
-        # One table for all lists, so the activity transformers see every message at once and
-        # can keep the whole concurrency budget busy.
-        table = pa.concat_tables(tables) if tables else _empty(stream)
-        run.plan_messages(table)
-        # One item only: each item a parent yields runs every activity transformer once more.
-        yield pa.concat_tables(_per_list(stream, run, lists, [table]))
+        try:
+            tables = run.messages(column_ints(lists, "ListID"))
+            # One table for all lists, so the activity transformers see every message at once
+            # and can keep the whole concurrency budget busy.
+            table = pa.concat_tables(tables) if tables else empty_table(stream)
+            run.plan_messages(table)
+            # One item only: each item a parent yields runs every activity transformer once more.
+            yield pa.concat_tables(_per_list(stream, run, lists, [table]))
+        finally:
+            run.finished(stream.name)
 
     return messages
 
 
 def _contacts_rows(stream: Stream, run: _Run) -> Any:
     def subscribed_contacts(lists: pa.Table) -> Iterator[pa.Table]:
-        pages = run.extractor.subscribed_contacts_of(column_ints(lists, "ListID"))
-        yield from _per_list(stream, run, lists, itertools.chain([_empty(stream)], pages))
-        run.stream_done()
+        try:
+            pages = run.extractor.subscribed_contacts_of(column_ints(lists, "ListID"))
+            yield from _per_list(stream, run, lists, itertools.chain([empty_table(stream)], pages))
+            run.stream_done()
+        finally:
+            run.finished(stream.name)
 
     return subscribed_contacts
 
@@ -272,88 +269,35 @@ def _per_list(stream: Stream, run: _Run, lists: pa.Table, tables: Iterable[pa.Ta
         return
     list_ids = column_ints(lists, "ListID")
     # Negative message IDs keep the markers apart under the messages table's primary key.
-    yield _markers(stream, "ListID", list_ids, MsgID=[-i for i in list_ids])
+    yield markers(stream, "ListID", list_ids, MsgID=[-i for i in list_ids])
     for table in tables:
-        yield _with_marker(table, False)
+        yield with_marker(table, False)
 
 
 def _activity_rows(stream: Stream, run: _Run) -> Any:
     def activity(messages: pa.Table) -> Iterator[Any]:
-        msg_ids = run.fetch[stream.name]
-        if run.modes[stream.name].full and not run.shard:
-            yield dlt.mark.with_hints(_empty(stream), dlt.mark.make_hints(write_disposition="replace"))
-            tables = run.extractor.message_activity([stream], msg_ids, announced=True)
-            latest = yield from _passing(stream, (table for _, table in tables))
-        else:
-            # Each fetched or vanished message's rows are replaced whole: a delete marker per
-            # message clears them (also when the new fetch has no rows), then the rows land.
-            hints = dlt.mark.make_hints(
-                write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
-            )
-            yield dlt.mark.with_hints(_markers(stream, "MsgID", [*msg_ids, *run.vanished]), hints)
-            tables = run.extractor.message_activity([stream], msg_ids, announced=True)
-            latest = yield from _passing(stream, (table for _, table in tables), marker=False)
-        refused = run.extractor.refused_messages()
-        run.engine.record(stream, [m for m in msg_ids if m not in refused], latest)
-        run.stream_done(stream)
+        try:
+            msg_ids = run.fetch[stream.name]
+            if run.modes[stream.name].full and not run.shard:
+                yield dlt.mark.with_hints(empty_table(stream), dlt.mark.make_hints(write_disposition="replace"))
+                tables = run.extractor.message_activity([stream], msg_ids, announced=True)
+                latest = yield from in_batches(stream, (table for _, table in tables))
+            else:
+                # Each fetched or vanished message's rows are replaced whole: a delete marker per
+                # message clears them (also when the new fetch has no rows), then the rows land.
+                hints = dlt.mark.make_hints(
+                    write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
+                )
+                yield dlt.mark.with_hints(markers(stream, "MsgID", [*msg_ids, *run.vanished]), hints)
+                tables = run.extractor.message_activity([stream], msg_ids, announced=True)
+                latest = yield from in_batches(stream, (table for _, table in tables), marker=False)
+            refused = run.extractor.refused_messages()
+            run.engine.record(stream, [m for m in msg_ids if m not in refused], latest)
+            run.stream_done(stream)
+        finally:
+            run.finished(stream.name)
 
     return activity
-
-
-# Rows handed to dlt at a time. dlt checks every yielded item against the schema, and most
-# messages have a few rows: yielding per message cost ~20% of a medium run's CPU (~4,000 items).
-# 50,000 held about 15 MiB more of the extract's peak than 20,000, for 3% less CPU.
-BATCH_ROWS = 20_000
-
-
-def _passing(
-    stream: Stream, tables: Iterator[pa.Table], marker: bool | None = None
-) -> Generator[pa.Table, None, dict[int, Any]]:
-    """Yield the tables in batches of about :data:`BATCH_ROWS` rows (with a delete-marker
-    column of ``marker`` unless it is None), and return each message's newest event date."""
-    latest: dict[int, Any] = {}
-    batch: list[pa.Table] = []
-    rows = 0
-
-    def flush() -> pa.Table:
-        table = pa.concat_tables(batch)
-        newest_events(stream, table, latest)  # a message's pages can fall into more than one batch
-        return table if marker is None else _with_marker(table, marker)
-
-    for table in tables:
-        batch.append(table)
-        rows += table.num_rows
-        if rows >= BATCH_ROWS:
-            yield flush()
-            batch, rows = [], 0
-    if batch:
-        yield flush()
-    return latest
-
-
-def _markers(stream: Stream, key: str, ids: Sequence[int], **given: Sequence[Any]) -> pa.Table:
-    """One delete-marker row per ``key`` value (and ``given`` columns); other required
-    columns hold placeholders, never stored."""
-    schema = arrow_schema(stream)
-    values = {key: ids, **given}
-    columns = []
-    for field in schema:
-        if field.name in values:
-            columns.append(pa.array(values[field.name], field.type))
-        elif field.nullable:
-            columns.append(pa.nulls(len(ids), field.type))
-        else:
-            columns.append(pa.array([_PLACEHOLDER[field.type.id]] * len(ids), field.type))
-    return _with_marker(pa.Table.from_arrays(columns, schema=schema), True)
-
-
-_PLACEHOLDER = {pa.int64().id: 0, pa.string().id: "", pa.bool_().id: False, pa.float64().id: 0.0,
-                pa.timestamp("us", tz="UTC").id: 0}
-
-
-def _with_marker(table: pa.Table, deleted: bool) -> pa.Table:
-    return table.append_column(pa.field(DELETED_COLUMN, pa.bool_()),
-                               pa.repeat(pa.scalar(deleted, pa.bool_()), table.num_rows))
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
@@ -399,7 +343,7 @@ def listrak_source(
             "list_ids": list_ids,
         }
     )
-    return _resources(_Run(Extractor(ListrakClient(settings), settings), settings, full_refresh))
+    return _resources(_Run(Extractor(ListrakClient(settings), settings), settings, full_refresh, owns_client=True))
 
 
 __all__ = ["build_source", "dlt_columns", "listrak_source"]
