@@ -60,6 +60,26 @@ def test_future_start_date_is_refused() -> None:
     assert parse_start_date("2029-12-31", now=datetime(2029, 12, 31)) == datetime(2029, 12, 31)
 
 
+@pytest.mark.parametrize(
+    ("typed", "zone", "instant"),
+    [
+        ("01/31/2024", "UTC", datetime(2024, 1, 31, tzinfo=timezone.utc)),
+        ("01/31/2024", "America/New_York", datetime(2024, 1, 31, 5, tzinfo=timezone.utc)),
+        ("2024-07-01T08:00:00", "America/New_York", datetime(2024, 7, 1, 12, tzinfo=timezone.utc)),
+        ("2024-03-10T02:30:00", "America/New_York", datetime(2024, 3, 10, 7, tzinfo=timezone.utc)),  # gap: its end
+        ("2024-11-03T01:30:00", "America/New_York", datetime(2024, 11, 3, 5, 30, tzinfo=timezone.utc)),  # twice: 1st
+        ("2024-01-31T08:00:00Z", "America/New_York", datetime(2024, 1, 31, 8, tzinfo=timezone.utc)),
+        ("2024-01-31T08:00:00+02:00", "UTC", datetime(2024, 1, 31, 6, tzinfo=timezone.utc)),
+        (datetime(2024, 1, 31, 8), "Europe/Berlin", datetime(2024, 1, 31, 7, tzinfo=timezone.utc)),
+    ],
+)
+def test_the_start_date_is_an_instant_once_validated(typed: object, zone: str, instant: datetime) -> None:
+    """Typed without a zone: the service's wall time in source_timezone; with one: that instant."""
+    settings = Settings.from_mapping({**BASE, "start_date": typed, "source_timezone": zone})
+    assert settings.start_date == instant and settings.start_date.tzinfo is timezone.utc
+    assert dataclasses.replace(settings, concurrency=2).start_date == instant  # resolved once, not again
+
+
 def test_list_ids() -> None:
     assert parse_list_ids("12, 34,12") == (12, 34)
     assert parse_list_ids([5, "6"]) == (5, 6)
@@ -85,7 +105,7 @@ def test_from_mapping_defaults_and_coercion() -> None:
          "read_timeout": "2.5", "trust_short_pages": "0", "source_timezone": "America/New_York"}
     )
     assert settings.endpoint == PRODUCTION_ENDPOINT
-    assert settings.start_date == datetime(2024, 1, 31)
+    assert settings.start_date == datetime(2024, 1, 31, 5, tzinfo=timezone.utc)  # midnight in New York
     assert settings.concurrency == 4 and settings.read_timeout == 2.5
     assert settings.include_test_messages is False and settings.trust_short_pages is False
     assert settings.list_ids == (7, 8) and settings.tables is None

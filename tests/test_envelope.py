@@ -21,6 +21,7 @@ from listrak_sync.soap.envelope import (
     soap_action,
 )
 from listrak_sync.streams import NAMESPACE, STREAMS, RequestKind, Stream
+from listrak_sync.time import ServiceClock
 
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
@@ -116,10 +117,23 @@ def test_headers_and_values() -> None:
     assert CONTENT_TYPE == "text/xml; charset=utf-8"
     assert format_value(True) == "true" and format_value(0) == "0"
     assert format_value(datetime(2024, 3, 4, 5, 6, 7, 890000)) == "2024-03-04T05:06:07"
-    aware = datetime(2024, 3, 4, 1, 0, tzinfo=timezone(timedelta(hours=-5)))
-    assert format_value(aware) == "2024-03-04T06:00:00"
     with pytest.raises(TypeError):
         format_value(1.5)
+
+
+def test_request_dates_are_the_service_clocks_wall_times_and_aware_ones_are_refused() -> None:
+    """No silent conversion: only ServiceClock knows the service's zone (issue 17, item 3)."""
+    aware = datetime(2024, 3, 4, 1, 0, tzinfo=timezone(timedelta(hours=-5)))
+    with pytest.raises(TypeError, match=r"2024, 3, 4, 1, 0.*aware.*wall time"):
+        format_value(aware)
+    params = dict(SAMPLE_PARAMS[RequestKind.LIST_RANGE_PAGED], StartDate=aware)
+    with pytest.raises(TypeError, match="aware"):
+        build_envelope("ReportRangeSubscribedContacts", params, username="u", password=Secret("p"))
+    first, last = ServiceClock("America/New_York").request_range(aware, aware + timedelta(hours=1))
+    params = dict(SAMPLE_PARAMS[RequestKind.LIST_RANGE_PAGED], StartDate=first, EndDate=last)
+    wrapper = etree.fromstring(build_envelope("ReportRangeSubscribedContacts", params, username="u",
+                                              password=Secret("p")))[1][0]
+    assert [c.text for c in wrapper][1:3] == ["2024-03-04T00:59:59", "2024-03-04T02:00:01"]  # EST wall, widened
 
 
 def test_schema_check_would_catch_a_wrong_order(wsdl_schema: xmlschema.XMLSchema) -> None:

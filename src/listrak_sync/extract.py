@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal, overload
 
 import pyarrow as pa
@@ -58,10 +58,6 @@ class MessageReach:
 _SIZE_HINTS = {stream.name: stream.counter or "DeliverCount" for stream in ACTIVITY_STREAMS}
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def request_params(stream: Stream, object_id: int, start: datetime, end: datetime) -> dict[str, Any]:
     """The parameters (without ``Page``) that ask for ``stream`` of one list or message."""
     key = "MsgID" if stream.request in (RequestKind.MESSAGE_RANGE_PAGED, RequestKind.MESSAGE_PAGED) else "ListID"
@@ -103,8 +99,9 @@ class Extractor:
     Args:
         client: the SOAP client.
         settings: start date, window length, list filter, concurrency, source time zone.
-        now: the current time, aware (naive is taken as UTC; default: the system clock);
-            requests end at this clock's reading when they are made.
+        now: the current time, aware (default: the service's clock,
+            :meth:`ListrakClient.service_now`, not this machine's); requests end at this
+            clock's reading when they are made.
         progress: counters to report rows and work units into (default: a private one, in
             :attr:`progress`). A work unit is one (activity stream, message) pair or one list's
             subscribed contacts; it is counted as planned when its batch starts and as done
@@ -123,7 +120,7 @@ class Extractor:
         self.settings = settings
         self.progress = progress if progress is not None else RunProgress()
         self.skipped: list[ObjectRefusedError] = []
-        self._now = now or _utc_now
+        self._now = now or client.service_now
         self.clock = ServiceClock(settings.source_timezone)
         self._lock = threading.Lock()
         self._skipped_keys: set[tuple[str, int | None]] = set()
@@ -162,7 +159,7 @@ class Extractor:
 
         Args:
             list_id: the list.
-            start: an instant (aware) or a service wall time (naive), like the start date.
+            start: an instant (aware: a naive value raises TypeError); default: the start date.
             reach: ask from ``reach.ask_from`` only, in one window if it says so
                 (:mod:`listrak_sync.engine.reach`); rows are still those from ``start`` on.
         """
@@ -411,7 +408,7 @@ class Extractor:
     # -- helpers ----------------------------------------------------------------------------------
 
     def _since(self, start: datetime | None) -> datetime:
-        return self.clock.instant(start or self.settings.start_date)
+        return utc(start or self.settings.start_date)
 
     def _range(self, start: datetime | None) -> tuple[datetime, datetime]:
         """StartDate and EndDate of a request from ``start`` until now, as service wall times.
@@ -421,7 +418,11 @@ class Extractor:
         return self.clock.request_range(self._since(start), self.now())
 
     def now(self) -> datetime:
-        """The extractor's clock (the injected one, or the system's), aware UTC."""
+        """The extractor's clock (the injected one, or the service's), aware UTC.
+
+        Raises:
+            TypeError: the injected clock gave a naive value.
+        """
         return utc(self._now())
 
     def refused_messages(self) -> set[int]:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from listrak_sync.errors import ConfigError
 from listrak_sync.settings_table import PRODUCTION_ENDPOINT, SETTINGS_BY_FIELD, SettingType, default_of
 from listrak_sync.streams import STREAM_NAMES
+from listrak_sync.time import ServiceClock, utc
 
 START_DATE_FORMS = "MM/DD/YYYY, YYYY-MM-DD or an ISO timestamp such as 2024-01-31T08:00:00Z"
 _US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
@@ -71,8 +72,10 @@ def parse_start_date(value: str | date | datetime, *, now: datetime | None = Non
         now: the current time as naive UTC (default: the system clock); the date may not be later.
 
     Returns:
-        A naive datetime (midnight for a date, the given time otherwise), which is the
-        service's wall time; a value with a zone stays that instant, as an aware UTC datetime.
+        The date as typed: a naive datetime (midnight for a date, the given time otherwise),
+        which is the service's wall time, or, for a value with a zone, that instant as an
+        aware UTC datetime. :class:`Settings` resolves a wall time to its instant with
+        ``source_timezone``, so ``Settings.start_date`` is always an instant.
 
     Raises:
         ConfigError: malformed, impossible (02/30/2024) or in the future.
@@ -113,10 +116,17 @@ def _start_date_value(value: str | date | datetime) -> datetime:
 
 def _aware_utc(value: datetime) -> datetime:
     # A zone given with the start date names an instant; without one it is the service's wall
-    # time, which only the engine's ServiceClock may convert (it knows source_timezone).
+    # time, which Settings resolves with source_timezone (the field parser does not know it).
     if value.tzinfo is None:
         return value
     return value.astimezone(timezone.utc)
+
+
+def _start_instant(value: datetime, zone: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise ConfigError(f"Settings.start_date must be a datetime, got {type(value).__name__}; "
+                          "use Settings.from_mapping to parse a typed date.")
+    return utc(value) if value.tzinfo is not None else ServiceClock(zone).instant(value)
 
 
 def _utc_wall(value: datetime) -> datetime:
@@ -180,6 +190,8 @@ class Settings:
 
     username: str
     password: Secret
+    # An aware UTC instant once built: a date typed without a zone is the service's wall time in
+    # source_timezone, one with Z or an offset is that instant.
     start_date: datetime
     endpoint: str = default_of("endpoint")
     concurrency: int = default_of("concurrency")
@@ -241,6 +253,8 @@ class Settings:
         if self.interval_days < 1:
             raise ConfigError(f"interval_days must be at least 1, got {self.interval_days}.")
         _check_timezone(self.source_timezone)
+        # Resolved once, here: past validation the start date is an instant, whatever was typed.
+        object.__setattr__(self, "start_date", _start_instant(self.start_date, self.source_timezone))
         if self.send_settle_hours < 0 or self.full_recheck_days < 0 or self.lookback_hours < 0:
             raise ConfigError("send_settle_hours, full_recheck_days and lookback_hours must be 0 or more.")
 

@@ -168,7 +168,7 @@ def replicate(
         progress: told the run's phases, planned work and rows as they happen.
         lock_wait_seconds: how long to wait while another process holds the DuckDB file.
         duckdb_memory_limit: DuckDB's ``memory_limit`` during the run (``duckdb`` only).
-        clock: the current time, aware (default: the system clock); the simulator's in tests.
+        clock: the current time, aware (default: the service's clock, ``ListrakClient.service_now``).
         run_pipeline: runs the pipeline on the source in place of the extract, normalize and
             load steps here (the Dagster assets hand both to dagster-dlt); the lock, working
             folder, destination, plan and summary stay this function's.

@@ -105,7 +105,7 @@ class _Run:
         self.extractor = extractor
         self.settings = settings
         self.full_refresh = full_refresh
-        self.start = extractor.clock.instant(settings.start_date)
+        self.start = settings.start_date
         self.streams = [s for s in ACTIVITY_STREAMS if not settings.tables or s.name in settings.tables]
         self._engine: SyncEngine | None = None
         self.fetch: dict[str, list[int]] = {}

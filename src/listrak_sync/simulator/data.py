@@ -67,7 +67,7 @@ from listrak_sync.simulator.generate import (
 )
 from listrak_sync.simulator.mutations import plan_changes, shape_events
 from listrak_sync.simulator.profile import Profile
-from listrak_sync.simulator.wallclock import ServiceClock
+from listrak_sync.simulator.wallclock import WallClock
 from listrak_sync.streams import STREAM_NAMES, get_stream
 
 __all__ = ["DEFAULT_NOW", "EPOCH", "EVENT_STREAMS", "HORIZON", "SCALES", "Account", "Profile", "RowsView", "Scale"]
@@ -98,7 +98,7 @@ class Account:
         self.profile = profile or Profile.friendly()
         data = build_account(seed, scale)
         self.changes = plan_changes(seed, data, self.profile)
-        self.clock = ServiceClock(self.profile.service_timezone, self.profile.event_date_format)
+        self.clock = WallClock(self.profile.service_timezone, self.profile.event_date_format)
         self._dates = (self.clock.wall_converter(), self.clock.wall_converter(string_date=True))
         flags = (("OpenCount", self.profile.unique_open_count), ("ReadCount", self.profile.unique_read_count),
                  ("ClickCount", self.profile.unique_click_count))

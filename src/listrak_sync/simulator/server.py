@@ -15,7 +15,8 @@ Routes (paths are case-insensitive, like IIS):
 ==========================================  ====================================================
 
 Latency and injected faults (:mod:`listrak_sync.simulator.faults`) apply to SOAP POSTs only;
-the WSDL and control routes always answer at once. Responses carry Content-Length, so pooled
+the WSDL and control routes always answer at once. Every answer's ``Date`` header reads the
+virtual clock, as a real service's reads its own: clients learn "now" from it. Responses carry Content-Length, so pooled
 clients keep their connections alive. Requests are logged at DEBUG without bodies, so the
 password (which travels in the SOAP header) is never logged.
 """
@@ -23,11 +24,12 @@ password (which travels in the SOAP header) is never logged.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import logging
 import socket
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -106,6 +108,14 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         finally:
             with self.server.connections_lock:
                 self.server.connections.discard(self.connection)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the virtual clock (http.server's default reads the real one)."""
+        if timestamp is None:
+            # One attribute read, atomic: no need to wait for the account lock behind a query.
+            now: datetime = self.server.simulator.account.now
+            timestamp = now.replace(tzinfo=timezone.utc).timestamp()
+        return email.utils.formatdate(timestamp, usegmt=True)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
         log.debug("%s %s", self.client_address[0], format % args)

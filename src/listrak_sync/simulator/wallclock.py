@@ -8,7 +8,7 @@ or ``Z`` is converted to it first, as .NET does. String-typed event dates may al
 in a US format (``1/31/2024 8:05:00 PM``), which carries whole seconds only; the rows then hold
 the time truncated to the second, so that they equal what a client parses back.
 
-In the UTC zone with ISO dates the clock is the identity (:attr:`ServiceClock.identity`) and
+In the UTC zone with ISO dates the clock is the identity (:attr:`WallClock.identity`) and
 rows are built exactly as they always were.
 """
 
@@ -59,8 +59,10 @@ def _transitions(zone: ZoneInfo) -> tuple[list[int], list[int]]:
     return instants, offsets
 
 
-class ServiceClock:
+class WallClock:
     """Converts the account's internal times to and from the service's wall clock.
+
+    The service's side of the conversion; the client's is :class:`listrak_sync.time.ServiceClock`.
 
     Args:
         timezone_name: an IANA zone name (``UTC``, ``America/New_York``).

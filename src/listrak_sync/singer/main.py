@@ -36,7 +36,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,8 @@ from listrak_sync.singer.catalog import Selection, discover, read_selection, str
 from listrak_sync.singer.output import SingerWriter
 from listrak_sync.singer.sync import TapSync
 from listrak_sync.soap.client import ListrakClient, Scope, unreachable_is_config
-from listrak_sync.streams import Stream
-from listrak_sync.time import ServiceClock, utc
+from listrak_sync.streams import Stream, get_stream
+from listrak_sync.time import utc
 
 log = logging.getLogger(__name__)
 DISTRIBUTION = "listrak-sync"
@@ -217,8 +217,10 @@ def sync(
         state: the state document to continue from (``None`` for a first run).
         out: a text stream for the messages (default: stdout).
         typed_dates: the ``typed_event_dates`` setting.
-        clock: the current time, aware (default: the system clock), read once: the run's
-            ``now``, where requests end and bookmarks move to (the simulator's in tests).
+        clock: the current time, aware, read once: the run's ``now``, where requests end and
+            bookmarks move to. Default: the service's clock (:meth:`ListrakClient.service_now`),
+            learned from its answer to a first call, so that bookmarks follow the service's
+            clock and not this machine's.
 
     Returns:
         The final state.
@@ -227,13 +229,12 @@ def sync(
         ConfigError: the endpoint never answered, or the state is not one this tap wrote.
         ListrakSyncError: the sync failed (the STATE already written is valid to continue from).
     """
-    run_time = utc((clock or _system_clock)())
-    start = ServiceClock(settings.source_timezone).instant(settings.start_date)
-    bookmarks = SingerState(state)
+    bookmarks = SingerState(state)  # a bad state is refused before anything goes on the wire
     writer = SingerWriter(out or sys.stdout)
     with _client(settings, typed_dates) as client, unreachable_is_config(client):
+        run_time = utc(clock()) if clock else _service_time(client)
         extractor = Extractor(client, settings, now=lambda: run_time)
-        tap = TapSync(extractor, selection, bookmarks, writer, start=start, run_time=run_time,
+        tap = TapSync(extractor, selection, bookmarks, writer, start=settings.start_date, run_time=run_time,
                       typed_event_dates=typed_dates)
         tap.run()
         stats = client.stats.as_dict()
@@ -243,8 +244,10 @@ def sync(
     return writer.last_state or {}
 
 
-def _system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+def _service_time(client: ListrakClient) -> datetime:
+    """The service's clock, read from its answer to a first, cheap call (the lists)."""
+    client.call(get_stream("lists").operation, {})
+    return client.service_now()
 
 
 def run(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:
@@ -252,7 +255,7 @@ def run(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | No
 
     Args:
         argv: the arguments (default: ``sys.argv[1:]``).
-        clock: the current time for a sync (see :func:`sync`; default: the system clock).
+        clock: the current time for a sync (see :func:`sync`; default: the service's clock).
     """
     args = parse_args(argv)
     redact = RedactingFilter()

@@ -7,6 +7,7 @@
       |                     full-jitter backoff, within max_retries and retry_budget_seconds
     fetch(stream)           one call -> typed Arrow table of the stream's items
     iter_pages(stream)      Page=1,2,... -> one table per non-empty page
+    service_now()           the service's clock, learned from the Date header of its answers
 
 Every answer is turned into an exception in :mod:`listrak_sync.soap.classify`, nowhere else.
 Access errors (bad credentials, IP not allowed, lockout) are never retried, and once one is
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -96,6 +98,7 @@ class ListrakClient:
         self._own_pages: dict[str, int] = {}
         self._lock = threading.Lock()
         self._access_error: AccessError | None = None
+        self._guessed_time = False
         # Answers are decoded (parsed, read into Arrow) a few at a time, however many requests
         # are in flight: under the GIL more decoders are not faster, and each holds a whole
         # page's XML tree and values (about 6 MiB for 2,500 clicks).
@@ -181,6 +184,26 @@ class ListrakClient:
             if self.settings.trust_short_pages and rows < largest:
                 return
             page += 1
+
+    def service_now(self) -> datetime:
+        """The service's current time, aware UTC: "now" for every run, not this machine's clock.
+
+        Read from the ``Date`` header of the service's latest answer, plus the monotonic time
+        since it arrived. Before any answer, or if the answers carry no ``Date``, this machine's
+        clock stands in (logged once at DEBUG).
+        """
+        # Date has whole seconds, so this lags the service by up to a second (and the answer's
+        # transit). That is enough: every request is widened by EDGE past its end and the next
+        # run re-reads lookback_hours before its bookmark or plan, far more than a second.
+        now = self._transport.service_time()
+        if now is not None:
+            return now
+        with self._lock:
+            first, self._guessed_time = not self._guessed_time, True
+        if first:
+            log.debug("No Date header from %s yet: this machine's clock stands in for the service's.",
+                      self.settings.endpoint)
+        return datetime.now(timezone.utc)
 
     def page_size_bound(self, operation: str) -> int | None:
         """The largest page of ``operation`` seen so far (a lower bound of its page size), if any."""

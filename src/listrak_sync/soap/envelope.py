@@ -9,7 +9,7 @@ children and their exact order (docs/listrak-api.md §4); values are formatted t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from lxml import etree
@@ -82,11 +82,13 @@ def order_params(operation: str, params: Mapping[str, Any]) -> list[tuple[str, A
 def format_value(value: Any) -> str:
     """Render a parameter value as the service reads it.
 
-    Datetimes go out as ``YYYY-MM-DDTHH:MM:SS`` with no zone (the service's own form); an
-    aware datetime is converted to UTC first. Booleans are ``true``/``false``.
+    Datetimes go out as ``YYYY-MM-DDTHH:MM:SS`` with no zone (the service's own form). They
+    must be the service's naive wall times, as :class:`~listrak_sync.time.ServiceClock`
+    produces them: only it knows the service's zone. Booleans are ``true``/``false``.
 
     Raises:
-        TypeError: a value of a type the service has no use for.
+        TypeError: an aware datetime (an instant, not yet converted to the service's wall
+            time), or a value of a type the service has no use for.
     """
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -94,7 +96,10 @@ def format_value(value: Any) -> str:
         return str(value)
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            raise TypeError(
+                f"{value!r} is aware; a request date must be the service's naive wall time "
+                "(ServiceClock.wall or ServiceClock.request_range)"
+            )
         return value.strftime("%Y-%m-%dT%H:%M:%S")
     if isinstance(value, date):
         return value.strftime("%Y-%m-%dT00:00:00")
@@ -117,6 +122,8 @@ def build_envelope(operation: str, params: Mapping[str, Any], *, username: str, 
 
     Raises:
         ValueError: bad parameters (a bug in the caller).
+        TypeError: a parameter value :func:`format_value` refuses (an aware datetime: a bug in
+            the caller).
         ConfigError: a username/password holding characters XML cannot carry (the message
             never contains the password).
     """

@@ -17,11 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from lxml import etree
 
 from listrak_sync.errors import MalformedResponseError, UnreadableValueError
 from listrak_sync.streams import NAMESPACE, Column, ColumnType, Stream
+from listrak_sync.time import ServiceClock
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
@@ -36,7 +36,8 @@ ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
     ColumnType.TEXT_LIST: pa.list_(pa.string()),
 }
-# Arrow parses these from strings without zone; the zone is applied afterwards.
+# Arrow parses these from strings without zone; the service's zone is applied afterwards, by
+# ServiceClock's one daylight-saving rule (listrak_sync.time).
 _CAST_TYPES: dict[ColumnType, pa.DataType] = {**ARROW_TYPES, ColumnType.TIMESTAMP: pa.timestamp("us")}
 
 # DTDs make entity expansion ("billion laughs") and external entities possible; the service
@@ -161,7 +162,8 @@ def read_items(wrapper: etree._Element, stream: Stream, source_timezone: str = "
     Args:
         wrapper: the ``<Operation>Response`` element.
         stream: the stream whose items these are.
-        source_timezone: the zone the service's zone-less datetimes are read in.
+        source_timezone: the zone the service's zone-less datetimes are read in
+            (:class:`~listrak_sync.time.ServiceClock`'s rule where a wall time is ambiguous).
 
     Raises:
         MalformedResponseError: a required element is missing or a value cannot be read.
@@ -171,7 +173,8 @@ def read_items(wrapper: etree._Element, stream: Stream, source_timezone: str = "
     qualified, name = f"{{{NAMESPACE}}}{stream.item_element}", stream.item_element
     items = [] if result is None else [i for i in result if i.tag == qualified or _local(i.tag) == name]
     values = _flat_columns(items, plan) if plan.flat else _general_columns(_without_nil(items), plan)
-    arrays = [_to_arrow(stream, column, column_values, source_timezone)
+    clock = ServiceClock(source_timezone)
+    arrays = [_to_arrow(stream, column, column_values, clock)
               for column, column_values in zip(stream.columns, values, strict=True)]
     return pa.Table.from_arrays(arrays, schema=item_schema(stream))
 
@@ -268,7 +271,7 @@ def _general_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]
     return columns
 
 
-def _to_arrow(stream: Stream, column: Column, values: list[Any], zone: str) -> pa.Array:
+def _to_arrow(stream: Stream, column: Column, values: list[Any], clock: ServiceClock) -> pa.Array:
     kind = column.type
     if kind in (ColumnType.TEXT, ColumnType.TEXT_LIST):
         array = pa.array(values, ARROW_TYPES[kind])
@@ -278,9 +281,10 @@ def _to_arrow(stream: Stream, column: Column, values: list[Any], zone: str) -> p
         try:
             array = pa.array(values, pa.string()).cast(_CAST_TYPES[kind])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            array = pa.array([_python_value(stream, column, v, zone) for v in values], _CAST_TYPES[kind])
-        if kind is ColumnType.TIMESTAMP:
-            array = _to_utc(array, zone)
+            array = _python_array(stream, column, values, clock)
+        else:
+            if kind is ColumnType.TIMESTAMP:
+                array = clock.instants(array)
     if not column.nullable and array.null_count:
         row = array.is_null().to_pylist().index(True) + 1
         raise MalformedResponseError(
@@ -289,12 +293,22 @@ def _to_arrow(stream: Stream, column: Column, values: list[Any], zone: str) -> p
     return array
 
 
-def _to_utc(array: pa.Array, zone: str) -> pa.Array:
-    if zone != "UTC":
-        # A wall time that occurs twice (the autumn change) reads as the first; one that never
-        # occurs (the spring gap) as the first valid instant after it.
-        array = pc.assume_timezone(array, zone, ambiguous="earliest", nonexistent="latest")
-    return array.cast(ARROW_TYPES[ColumnType.TIMESTAMP])
+def _python_array(stream: Stream, column: Column, values: list[Any], clock: ServiceClock) -> pa.Array:
+    """The values Arrow cannot cast, parsed one by one; dates as instants (see :func:`_instants`)."""
+    parsed = [_python_value(stream, column, v) for v in values]
+    if column.type is ColumnType.TIMESTAMP:
+        return _instants(parsed, clock)
+    return pa.array(parsed, _CAST_TYPES[column.type])
+
+
+def _instants(values: list[datetime | None], clock: ServiceClock) -> pa.Array:
+    """Wall times by the clock's one rule; a value that carried its own zone is that instant."""
+    walls = [None if v is None or v.tzinfo else v for v in values]
+    array = clock.instants(pa.array(walls, _CAST_TYPES[ColumnType.TIMESTAMP]))
+    if walls == values:
+        return array
+    return pa.array([w if v is None or v.tzinfo is None else v.astimezone(timezone.utc)
+                     for v, w in zip(values, array.to_pylist(), strict=True)], ARROW_TYPES[ColumnType.TIMESTAMP])
 
 
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
@@ -307,7 +321,7 @@ _US = re.compile(
 )
 
 
-def _python_value(stream: Stream, column: Column, value: str | None, zone: str) -> Any:
+def _python_value(stream: Stream, column: Column, value: str | None) -> Any:
     if value is None:
         return None
     text = value.strip()
@@ -318,7 +332,7 @@ def _python_value(stream: Stream, column: Column, value: str | None, zone: str) 
             return float(text)
         if column.type is ColumnType.BOOL:
             return _BOOLS[text.lower()]
-        return parse_service_datetime(text, zone)
+        return _read_datetime(text)
     except (ValueError, KeyError):
         raise UnreadableValueError(
             f"{stream.operation} returned {column.name}={value!r}, which is not a valid "
@@ -344,6 +358,14 @@ def parse_service_datetime(text: str, zone: str = "UTC") -> datetime:
     Raises:
         ValueError: neither form, or an impossible date or time.
     """
+    moment = _read_datetime(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc if zone == "UTC" else ZoneInfo(zone)).replace(tzinfo=None)
+    return moment
+
+
+def _read_datetime(text: str) -> datetime:
+    """A naive wall time, or an aware instant where the text carries ``Z`` or an offset."""
     iso = _ISO.fullmatch(text)
     if iso:
         year, month, day, hour, minute, second, fraction, offset = iso.groups()
@@ -363,8 +385,6 @@ def parse_service_datetime(text: str, zone: str = "UTC") -> datetime:
     moment = datetime(int(year), int(month), int(day), hours, int(minute or 0), int(second or 0), micro)
     if offset:
         moment = datetime.fromisoformat(moment.isoformat() + _offset(offset))
-        target = timezone.utc if zone == "UTC" else ZoneInfo(zone)
-        moment = moment.astimezone(target).replace(tzinfo=None)
     return moment
 
 

@@ -7,6 +7,8 @@
         each read              read_timeout            (the socket timeout: per read)
         the whole exchange     request_deadline        (a watchdog shuts the socket down)
         the body               max_response_bytes      (counted after gzip/deflate decoding)
+    Transport.service_time()   the service's clock: its latest answer's ``Date`` header plus
+                               the monotonic time since that answer arrived
 
 A per-read timeout cannot stop a server that trickles a byte every few seconds, and
 ``requests`` reads a body in fixed-size chunks that each wait for all their bytes, so checking
@@ -26,6 +28,7 @@ memory and is downloaded once.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import heapq
 import itertools
 import os
@@ -34,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
@@ -229,11 +233,40 @@ class Transport:
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._deadline = settings.request_deadline
         self._limit = settings.max_response_bytes
+        self._dated_lock = threading.Lock()
+        self._dated: tuple[datetime, float] | None = None  # latest answer's Date, monotonic arrival
 
     def close(self) -> None:
         """Close the session if this transport made it."""
         if self._own_session:
             self.session.close()
+
+    def service_time(self) -> datetime | None:
+        """The service's current time, aware UTC, or ``None`` before any answer with a ``Date``.
+
+        The ``Date`` header of the latest answer (by arrival) plus the monotonic time since it
+        arrived, so this machine's wall clock plays no part.
+        """
+        with self._dated_lock:
+            dated = self._dated
+        if dated is None:
+            return None
+        date, arrived = dated
+        return date + timedelta(seconds=time.monotonic() - arrived)
+
+    def _saw_date(self, header: str | None) -> None:
+        arrived = time.monotonic()
+        try:
+            date = email.utils.parsedate_to_datetime(header) if header else None
+        except (TypeError, ValueError):
+            date = None  # a malformed Date says nothing about the service's clock
+        if date is None:
+            return
+        # An HTTP date is GMT by definition (RFC 9110 §5.6.7), whatever zone it spells.
+        date = date.replace(tzinfo=timezone.utc) if date.tzinfo is None else date.astimezone(timezone.utc)
+        with self._dated_lock:
+            if self._dated is None or arrived >= self._dated[1]:
+                self._dated = (date, arrived)
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], operation: str) -> Reply:
         """POST ``body`` to ``url`` and read the whole answer (redirects are not followed).
@@ -271,6 +304,7 @@ class Transport:
         response = self.session.post(
             url, data=body, headers=dict(headers), timeout=self._timeout, stream=True, allow_redirects=False
         )
+        self._saw_date(response.headers.get("Date"))
         with response:
             shutdown = getattr(response.raw, "shutdown", None)  # urllib3 >= 2.3
             if shutdown is not None:
