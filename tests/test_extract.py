@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +27,11 @@ from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, Stream, get_stream
 
 START = EPOCH + timedelta(days=45)  # later than the first data, so the start date really filters
+
+
+def virtual_now(sim: Simulator) -> Callable[[], datetime]:
+    """The simulator's virtual clock as an injectable ``now`` (an aware instant)."""
+    return lambda: sim.now.replace(tzinfo=timezone.utc)
 
 
 def settings_for(sim: Simulator, **options: Any) -> Settings:
@@ -63,7 +68,7 @@ def assert_equals_truth(stream: Stream, table: pa.Table, truth: list[dict[str, A
 @pytest.fixture(scope="module")
 def full_run() -> Iterator[tuple[Simulator, dict[str, pa.Table]]]:
     with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(settings_for(sim)) as client:
-        yield sim, extract_all(Extractor(client, client.settings, now=lambda: sim.now))
+        yield sim, extract_all(Extractor(client, client.settings, now=virtual_now(sim)))
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=lambda s: s.name)
@@ -91,7 +96,7 @@ def test_refused_list_and_messages_are_skipped_and_the_rest_loads(caplog: pytest
     user = User(DEFAULT_USERNAME, DEFAULT_PASSWORD, refused_list_ids=frozenset({refused_id}))
     caplog.set_level(logging.WARNING)
     with Simulator(scale="tiny", page_size=7, users=[user]) as sim, ListrakClient(settings_for(sim)) as client:
-        extractor = Extractor(client, client.settings, now=lambda: sim.now)
+        extractor = Extractor(client, client.settings, now=virtual_now(sim))
         tables = extract_all(extractor)
         assert [(e.kind, e.object_id) for e in extractor.skipped] == [("list", refused_id)]
         for stream in STREAMS:
@@ -127,7 +132,7 @@ def test_transient_faults_still_give_exact_results(kind: str) -> None:
                    slow_seconds=1.0) as sim:
         settings = settings_for(sim, max_retries=8, read_timeout=0.4, concurrency=4)
         with ListrakClient(settings) as client:
-            tables = extract_all(Extractor(client, settings, now=lambda: sim.now))
+            tables = extract_all(Extractor(client, settings, now=virtual_now(sim)))
         assert sim.stats()["faults"][kind] > 0 and client.stats.as_dict()["retries"] > 0
         for stream in STREAMS:
             assert_equals_truth(stream, tables[stream.name], sim.account.ground_truth(stream.name, START))
@@ -137,7 +142,7 @@ def test_concurrency_ceiling_makes_the_client_back_off_and_finish() -> None:
     with Simulator(scale="tiny", page_size=7, max_concurrency=2, latency_ms=5) as sim:
         settings = settings_for(sim, concurrency=8, max_retries=10, backoff_max=0.05)
         with ListrakClient(settings, sleep=lambda seconds: threading.Event().wait(min(seconds, 0.05))) as client:
-            tables = extract_all(Extractor(client, settings, now=lambda: sim.now))
+            tables = extract_all(Extractor(client, settings, now=virtual_now(sim)))
         assert sim.stats()["over_capacity"] > 0
         assert client.limiter.snapshot()["decreases"] >= 1 and client.limiter.snapshot()["lowest"] <= 4
         for stream in STREAMS:
@@ -153,7 +158,7 @@ def test_an_error_stops_the_other_tasks_and_reaches_the_caller(full_run: tuple[S
     msg_ids = tables["messages"].column("MsgID").to_pylist()
     with Simulator(scale="tiny", page_size=7, fail_rate=0.3, fault_kinds=["server_fault"], fault_seed=3) as faulty, \
             ListrakClient(settings_for(faulty, max_retries=0, concurrency=4)) as client:
-        extractor = Extractor(client, client.settings, now=lambda: faulty.now)
+        extractor = Extractor(client, client.settings, now=virtual_now(faulty))
         with pytest.raises(ServerFaultError):
             for _ in extractor.message_activity(ACTIVITY_STREAMS, msg_ids):
                 pass
@@ -173,7 +178,7 @@ def test_tasks_are_queued_in_a_bounded_window_and_closing_early_cleans_up(
             yield msg_id
 
     with ListrakClient(settings_for(sim, concurrency=2)) as client:
-        activity = Extractor(client, client.settings, now=lambda: sim.now).message_activity(
+        activity = Extractor(client, client.settings, now=virtual_now(sim)).message_activity(
             [get_stream("message_sends")], lazy_ids()  # type: ignore[arg-type]
         )
         next(activity)
@@ -186,7 +191,7 @@ def test_short_date_windows_lose_and_double_nothing(full_run: tuple[Simulator, d
     sim, _ = full_run
     stream = get_stream("messages")
     with ListrakClient(settings_for(sim, interval_days=11)) as client:
-        extractor = Extractor(client, client.settings, now=lambda: sim.now)
+        extractor = Extractor(client, client.settings, now=virtual_now(sim))
         table = pa.concat_tables([extractor.messages(list_id) for list_id in sim.account.list_ids()])
     assert_equals_truth(stream, table, sim.account.ground_truth("messages", START))
 
@@ -207,9 +212,9 @@ def test_later_start_gives_the_matching_subset(full_run: tuple[Simulator, dict[s
     later = sim.now - timedelta(days=200)
     list_id = sim.account.list_ids()[0]
     with ListrakClient(settings_for(sim)) as client:
-        extractor = Extractor(client, client.settings, now=lambda: sim.now)
+        extractor = Extractor(client, client.settings, now=virtual_now(sim))
         messages = extractor.messages(list_id, start=later.replace(tzinfo=timezone.utc))
-        contacts = list(extractor.subscribed_contacts(list_id, start=later))
+        contacts = list(extractor.subscribed_contacts(list_id, start=later.replace(tzinfo=timezone.utc)))
     assert_equals_truth(get_stream("messages"), messages, sim.account.ground_truth("messages", later, [list_id]))
     assert_equals_truth(get_stream("subscribed_contacts"), pa.concat_tables(contacts),
                         sim.account.ground_truth("subscribed_contacts", later, [list_id]))
@@ -235,7 +240,7 @@ def test_a_message_s_pages_are_handed_on_as_they_arrive_not_held_whole(simulator
     with ListrakClient(settings_for(simulator, concurrency=1)) as client:
         page_size = simulator.page_size
         assert rows > 3 * page_size, "the largest message should span several pages"
-        activity = Extractor(client, client.settings, now=lambda: simulator.now).message_activity([sends], [msg_id])
+        activity = Extractor(client, client.settings, now=virtual_now(simulator)).message_activity([sends], [msg_id])
         _, first = next(activity)
         # The first page comes back while the message's later pages are still unasked: at most
         # the next one is on its way.

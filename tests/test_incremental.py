@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from destination import assert_matches_truth, read_duckdb
+from test_extract import virtual_now
 
 from listrak_sync.pipeline.runner import RunSummary, replicate
 from listrak_sync.settings import Settings
@@ -31,7 +32,7 @@ def settings_for(sim: Simulator, **extra: object) -> Settings:
 
 def run(sim: Simulator, db: Path, work: Path, **options: object) -> RunSummary:
     full_refresh = bool(options.pop("full_refresh", False))
-    clock = (lambda: sim.now) if options.pop("virtual_clock", False) else None
+    clock = virtual_now(sim) if options.pop("virtual_clock", False) else None
     return replicate(settings_for(sim, **options), duckdb_path=str(db), pipelines_dir=str(work),
                      full_refresh=full_refresh, clock=clock)
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import psycopg2
 import pytest
 from destination import normalize, read_duckdb
+from test_extract import virtual_now
 
 from listrak_sync.pipeline.runner import RunSummary, replicate
 from listrak_sync.settings import Settings
@@ -58,10 +59,10 @@ class Target:
             "backoff_base": 0.01, "backoff_max": 0.05})
         if self.kind == "duckdb":
             return replicate(settings, duckdb_path=self.db, dataset=self.dataset, full_refresh=full_refresh,
-                             clock=lambda: sim.now)
+                             clock=virtual_now(sim))
         from dlt.destinations import postgres
         return replicate(settings, destination=postgres(credentials=PG_DSN), dataset=self.dataset,
-                         full_refresh=full_refresh, clock=lambda: sim.now)
+                         full_refresh=full_refresh, clock=virtual_now(sim))
 
     def read(self, table: str) -> list[dict[str, Any]]:
         if self.kind == "duckdb":
@@ -155,7 +156,7 @@ def test_a_table_subset_run_keeps_the_other_tables_plan(tmp_path: Path) -> None:
         settings_tables = Settings.from_mapping({
             "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": EPOCH.strftime("%m/%d/%Y"),
             "endpoint": sim.url, "source_timezone": ZONES["pessimistic"], "tables": "message_clicks"})
-        subset = replicate(settings_tables, duckdb_path=target.db, dataset=target.dataset, clock=lambda: sim.now)
+        subset = replicate(settings_tables, duckdb_path=target.db, dataset=target.dataset, clock=virtual_now(sim))
         assert subset.mode == "incremental", subset.mode
         summary = target.run(sim)
         assert summary.mode == "incremental", summary.mode  # the subset run reset nothing
@@ -195,7 +196,8 @@ def test_a_killed_incremental_run_then_the_next_keeps_the_contract(profile: str,
             sim.configure_faults(latency_ms=250)
             where = target.db if target.kind == "duckdb" else PG_DSN
             proc = subprocess.Popen([sys.executable, "-c", _KILLABLE_RUN, sim.url, ZONES[profile], target.kind, where,
-                                     target.dataset, sim.now.isoformat(), DEFAULT_USERNAME, DEFAULT_PASSWORD,
+                                     target.dataset, virtual_now(sim)().isoformat(), DEFAULT_USERNAME,
+                                     DEFAULT_PASSWORD,
                                      EPOCH.strftime("%m/%d/%Y")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             time.sleep(seconds)

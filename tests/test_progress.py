@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from test_extract import extract_all, settings_for
+from test_extract import extract_all, settings_for, virtual_now
 
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor
 from listrak_sync.pipeline.display import describe, display, format_duration
@@ -199,7 +199,7 @@ def test_the_live_line_puts_log_lines_above_itself_and_gives_stderr_back_on_inte
 def test_extractor_reports_every_unit_and_every_row() -> None:
     with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(settings_for(sim, concurrency=4)) as client:
         progress = RunProgress(client.stats.as_dict)
-        extractor = Extractor(client, client.settings, now=lambda: sim.now, progress=progress)
+        extractor = Extractor(client, client.settings, now=virtual_now(sim), progress=progress)
         tables = extract_all(extractor)
     snap = progress.snapshot()
     lists, messages = tables["lists"].num_rows, tables["messages"].num_rows
@@ -213,7 +213,7 @@ def test_extractor_reports_every_unit_and_every_row() -> None:
 
 def test_activity_closed_early_leaves_its_units_undone() -> None:
     with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(settings_for(sim, concurrency=2)) as client:
-        extractor = Extractor(client, client.settings, now=lambda: sim.now)
+        extractor = Extractor(client, client.settings, now=virtual_now(sim))
         msg_ids = extractor.messages(sim.account.list_ids()[0]).column("MsgID").to_pylist()
         activity = extractor.message_activity([get_stream("message_sends")], msg_ids)
         _, first_page = next(activity)
