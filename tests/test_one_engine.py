@@ -56,7 +56,7 @@ def _cli_runs(sim: Simulator, tmp_path: Path, moves: tuple[float, ...]) -> list[
         sim.advance(move)
         sim.reset_stats()
         replicate(settings, duckdb_path=str(tmp_path / "one.duckdb"), pipelines_dir=str(tmp_path / "work"),
-                  clock=lambda: sim.now)
+                  clock=lambda: sim.now.replace(tzinfo=timezone.utc))
         served.append(dict(sim.stats()["requests"]))
     return served
 
