@@ -27,13 +27,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from listrak_sync.extract import MessageReach
+from listrak_sync.time import utc
 
 # A messages response of this many rows is a few MB of XML: far below max_response_bytes.
 ONE_WINDOW_MESSAGES = 10_000
 
 
 def _epoch(moment: datetime) -> int:
-    return math.floor(moment.timestamp())
+    return math.floor(utc(moment).timestamp())
 
 
 def _instant(epoch: float) -> datetime:

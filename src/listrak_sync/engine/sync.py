@@ -43,9 +43,8 @@ from listrak_sync.engine.plan import (
 from listrak_sync.engine.reach import message_reach, record_reach
 from listrak_sync.extract import MessageReach
 from listrak_sync.settings import Settings
-from listrak_sync.soap.parse import parse_service_datetime
+from listrak_sync.soap.parse import parse_service_instant
 from listrak_sync.streams import Stream
-from listrak_sync.time import ServiceClock
 
 log = logging.getLogger(__name__)
 
@@ -281,13 +280,12 @@ def newest_events(stream: Stream, table: pa.Table, into: dict[int, datetime], zo
     newest = table.group_by("MsgID").aggregate([(cursor, "max")])
     values = newest.column(f"{cursor}_max")
     is_text = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
-    clock = ServiceClock(zone)
     for msg_id, value in zip(newest.column("MsgID").to_pylist(), values.to_pylist(), strict=True):
         if value is None:
             continue
         if is_text:
             try:
-                value = clock.instant(parse_service_datetime(value, zone))
+                value = parse_service_instant(value, zone)
             except ValueError:
                 continue
         previous = into.get(msg_id)

@@ -55,7 +55,7 @@ from listrak_sync.singer.catalog import Selection, discover, read_selection, str
 from listrak_sync.singer.output import SingerWriter
 from listrak_sync.singer.sync import TapSync
 from listrak_sync.soap.client import ListrakClient, Scope, unreachable_is_config
-from listrak_sync.streams import Stream, get_stream
+from listrak_sync.streams import Stream
 from listrak_sync.time import utc
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def sync(
         typed_dates: the ``typed_event_dates`` setting.
         clock: the current time, aware, read once: the run's ``now``, where requests end and
             bookmarks move to. Default: the service's clock (:meth:`ListrakClient.service_now`),
-            learned from its answer to a first call, so that bookmarks follow the service's
+            read once the lists call has answered, so that bookmarks follow the service's
             clock and not this machine's.
 
     Returns:
@@ -232,9 +232,8 @@ def sync(
     bookmarks = SingerState(state)  # a bad state is refused before anything goes on the wire
     writer = SingerWriter(out or sys.stdout)
     with _client(settings, typed_dates) as client, unreachable_is_config(client):
-        run_time = utc(clock()) if clock else _service_time(client)
-        extractor = Extractor(client, settings, now=lambda: run_time)
-        tap = TapSync(extractor, selection, bookmarks, writer, start=settings.start_date, run_time=run_time,
+        extractor = Extractor(client, settings, now=_read_once((lambda: utc(clock())) if clock else client.service_now))
+        tap = TapSync(extractor, selection, bookmarks, writer, start=settings.start_date,
                       typed_event_dates=typed_dates)
         tap.run()
         stats = client.stats.as_dict()
@@ -244,10 +243,17 @@ def sync(
     return writer.last_state or {}
 
 
-def _service_time(client: ListrakClient) -> datetime:
-    """The service's clock, read from its answer to a first, cheap call (the lists)."""
-    client.call(get_stream("lists").operation, {})
-    return client.service_now()
+def _read_once(clock: Callable[[], datetime]) -> Callable[[], datetime]:
+    """``clock``, read at its first use and then fixed: the run's one ``now``. The tap's first
+    use comes after the lists call, so the service's clock is known from its answer."""
+    read: list[datetime] = []
+
+    def now() -> datetime:
+        if not read:
+            read.append(clock())
+        return read[0]
+
+    return now
 
 
 def run(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | None = None) -> int:

@@ -47,7 +47,6 @@ class TapSync:
         state: the STATE the run continues from.
         writer: where Singer messages go.
         start: the start date, an aware instant.
-        run_time: this run's ``now`` (aware): where requests end and bookmarks move to.
         typed_event_dates: SCHEMA types the event dates as ``date-time`` (the extractor's client
             must then parse them too; by default they are text, see ``catalog.text_dates``).
     """
@@ -60,7 +59,6 @@ class TapSync:
         writer: SingerWriter,
         *,
         start: datetime,
-        run_time: datetime,
         typed_event_dates: bool = False,
     ) -> None:
         self.extractor = extractor
@@ -68,7 +66,6 @@ class TapSync:
         self.state = state
         self.writer = writer
         self.typed_event_dates = typed_event_dates
-        self.run_time = run_time
         activity = [s for s in ACTIVITY_STREAMS if s.name in selection]
         self.engine = SyncEngine(state.plan, policy=Policy.from_settings(extractor.settings), streams=activity,
                                  start=start, appends=True, resume_since=state.resume_since)
@@ -86,8 +83,10 @@ class TapSync:
         if not self.selection.streams:
             log.warning("No stream is selected in the catalog: nothing to sync.")
         else:
-            self.extractor.client.learn_page_sizes(self.engine.page_sizes(self.run_time))
             lists = self.extractor.lists()
+            # The run's `now` (the extractor's clock, fixed at its first reading) comes after the
+            # first answer: by default it is the service's time, from that answer's Date header.
+            self.extractor.client.learn_page_sizes(self.engine.page_sizes(self.extractor.now()))
             self._emit(LISTS, lists)
             list_ids = sorted(column_ints(lists, "ListID"))
             if MESSAGES.name in self.selection or self.engine.streams:
@@ -96,7 +95,7 @@ class TapSync:
             if SUBSCRIBED_CONTACTS.name in self.selection:
                 for page in self.extractor.subscribed_contacts_of(list_ids):
                     self._emit(SUBSCRIBED_CONTACTS, page)
-                self.state.complete(SUBSCRIBED_CONTACTS.name, self.run_time)
+                self.state.complete(SUBSCRIBED_CONTACTS.name, self.extractor.now())
         for error in self.extractor.skipped:
             log.warning("Skipped: %s", error)
         self._checkpoint()
@@ -111,7 +110,7 @@ class TapSync:
             self.writer.records(stream.name, iter_records(table, stream, self._properties(stream)))
 
     def _checkpoint(self) -> None:
-        self.engine.remember_page_sizes(self.extractor.client.page_size_bounds(), self.run_time)
+        self.engine.remember_page_sizes(self.extractor.client.page_size_bounds(), self.extractor.now())
         self.writer.state(self.state.value(self.engine.plan))
 
     # -- messages and their activity ----------------------------------------------------------------
@@ -157,7 +156,7 @@ class TapSync:
         for stream in streams:
             self.engine.finish(stream, refused_messages, refused_lists)
             # tap-listrak's message_sends bookmark: the newest send whose recipients went out.
-            done_at = (max(sent) if sent else None) if stream.name == "message_sends" else self.run_time
+            done_at = (max(sent) if sent else None) if stream.name == "message_sends" else self.extractor.now()
             if done_at is not None:
                 self.state.complete(stream.name, done_at)
         self._checkpoint()

@@ -364,6 +364,20 @@ def parse_service_datetime(text: str, zone: str = "UTC") -> datetime:
     return moment
 
 
+def parse_service_instant(text: str, zone: str = "UTC") -> datetime:
+    """Read one datetime the service wrote as an instant (aware UTC): a value with its own
+    ``Z``/offset is that instant, one without is a wall time in ``zone`` (the one DST rule of
+    :class:`~listrak_sync.time.ServiceClock`).
+
+    Raises:
+        ValueError: as :func:`parse_service_datetime`.
+    """
+    moment = _read_datetime(text)
+    if moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc)
+    return ServiceClock(zone).instant(moment)
+
+
 def _read_datetime(text: str) -> datetime:
     """A naive wall time, or an aware instant where the text carries ``Z`` or an offset."""
     iso = _ISO.fullmatch(text)
@@ -424,6 +438,7 @@ __all__ = [
     "find_fault",
     "item_schema",
     "parse_service_datetime",
+    "parse_service_instant",
     "parse_xml",
     "read_items",
     "response_wrapper",
