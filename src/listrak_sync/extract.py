@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, overload
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +27,7 @@ from listrak_sync.soap.client import ListrakClient
 from listrak_sync.soap.parse import arrow_schema
 from listrak_sync.streams import RequestKind, Stream, children_of, get_stream
 from listrak_sync.time import ServiceClock, date_windows, utc
+from listrak_sync.walk import Walk, rows_since, walk_concurrently
 
 log = logging.getLogger(__name__)
 
@@ -70,27 +71,6 @@ def request_params(stream: Stream, object_id: int, start: datetime, end: datetim
 def column_ints(table: pa.Table, column: str) -> list[int]:
     """The integer values of ``column`` (list or message IDs), as Python ints."""
     return [int(v) for v in table.column(column).to_pylist()]
-
-
-def stamp(stream: Stream, table: pa.Table, object_id: int) -> pa.Table:
-    """Add the parent key column (``MsgID``/``ListID``) first, unless the items carry it."""
-    key = stream.parent_key
-    if key is None or key.name in table.column_names:
-        return table
-    field = arrow_schema(stream).field(key.name)
-    return table.add_column(0, field, pa.repeat(pa.scalar(object_id, field.type), table.num_rows))
-
-
-@dataclass
-class _Walk:
-    """The pages of one object (a message's activity, a list's contacts), asked for one at a
-    time by whichever worker is free; each page keeps only rows whose ``since`` column is on
-    or after its instant, and gets the object's key stamped."""
-
-    stream: Stream
-    object_id: int
-    pages: Iterator[pa.Table]
-    since: tuple[str, datetime] | None = None
 
 
 class Extractor:
@@ -177,7 +157,7 @@ class Extractor:
             return arrow_schema(MESSAGES).empty_table()
         if not tables:
             return arrow_schema(MESSAGES).empty_table()
-        table = _since(_first_per_key(pa.concat_tables(tables), "MsgID"), "SendDate", since)
+        table = rows_since(_first_per_key(pa.concat_tables(tables), "MsgID"), "SendDate", since)
         self.progress.add_rows(MESSAGES.name, table.num_rows)
         self._remember_counters(table)
         return table
@@ -234,12 +214,12 @@ class Extractor:
         since, (first, end) = self._since(start), self._range(start)
         self.progress.add_units(len(list_ids))
 
-        def walk(list_id: int) -> _Walk:
+        def walk(list_id: int) -> Walk:
             params = request_params(SUBSCRIBED_CONTACTS, list_id, first, end)
             pages = self.client.iter_pages(SUBSCRIBED_CONTACTS, scope=("list", list_id), **params)
-            return _Walk(SUBSCRIBED_CONTACTS, list_id, pages, since=("AdditionDate", since))
+            return Walk(SUBSCRIBED_CONTACTS, list_id, pages, since=("AdditionDate", since))
 
-        for _, page in self._walk_concurrently(walk(list_id) for list_id in list_ids):
+        for _, page in self._walk(walk(list_id) for list_id in list_ids):
             yield page
 
     # -- per-message activity --------------------------------------------------------------------
@@ -275,47 +255,52 @@ class Extractor:
         Raises:
             ValueError: a stream that is not a message activity stream.
         """
-        for stream in streams:
-            if stream not in ACTIVITY_STREAMS:
-                raise ValueError(f"{stream.name} is not a per-message activity stream")
-        first, end = self._range(start)
-        tasks: Iterable[tuple[Stream, int]]
+        units: Iterable[ActivityUnit]
         if isinstance(msg_ids, Sequence):
-            tasks = [(stream, msg_id) for stream in streams for msg_id in self._largest_first(stream, msg_ids)]
-        else:
-            tasks = ((stream, msg_id) for msg_id in msg_ids for stream in streams)
-        if announced:
-            pass
-        elif isinstance(msg_ids, Sized):
-            self.progress.add_units(len(streams) * len(msg_ids))
-        else:  # a lazy iterable: its units become known as they are queued
-            tasks = self._planned_one_by_one(tasks)
-        for walk, page in self._walk_concurrently(self._activity_walks(tasks, first, end)):
-            yield walk.stream, page
+            units = [(stream, msg_id, start) for stream in streams for msg_id in msg_ids]
+        else:  # a lazy iterable: its units are asked for (and planned) as they are queued
+            units = ((stream, msg_id, start) for msg_id in msg_ids for stream in streams)
+        for stream, _, page in self.activity_units(units, announced=announced):
+            if page is not None:
+                yield stream, page
 
     def activity_units(
-        self, units: Sequence[ActivityUnit], *, announced: bool = False
+        self, units: Iterable[ActivityUnit], *, announced: bool = False
     ) -> Iterator[tuple[Stream, int, pa.Table | None]]:
         """Like :meth:`message_activity`, for units that each have their own start.
 
         Args:
             units: (stream, message, start) triples; a ``None`` start is the start date.
+                Given a sequence, each stream's messages start largest first by their counters
+                from :meth:`messages` (a hint only); a lazy iterable is taken in its order.
             announced: the caller already told :attr:`progress` about these work units.
 
         Yields:
             ``(stream, msg_id, table)`` per non-empty page, and ``(stream, msg_id, None)`` once
             a unit is over: every page of it was yielded before, or it was refused (then it is
             in :meth:`refused_messages`).
+
+        Raises:
+            ValueError: a stream that is not a message activity stream.
         """
-        for stream, _, _ in units:
-            if stream not in ACTIVITY_STREAMS:
-                raise ValueError(f"{stream.name} is not a per-message activity stream")
-        if not announced:
-            self.progress.add_units(len(units))
-        order = {(s.name, m): i for s, ids in self._hinted(units).items() for i, m in enumerate(ids)}
-        ranked = sorted(units, key=lambda u: order[(u[0].name, u[1])])
-        walks = (self._activity_walk(stream, msg_id, *self._range(start)) for stream, msg_id, start in ranked)
-        for walk, page in self._walk_concurrently(walks, report_done=True):
+        if isinstance(units, Sequence):
+            for stream, _, _ in units:
+                _check_activity(stream)
+            if not announced:
+                self.progress.add_units(len(units))
+            order = {(s.name, m): i for s, ids in self._hinted(units).items() for i, m in enumerate(ids)}
+            units = sorted(units, key=lambda u: order[(u[0].name, u[1])])
+        else:
+            units = self._planned_one_by_one(units, announced)
+        ranges: dict[datetime | None, tuple[datetime, datetime]] = {}
+
+        def walks() -> Iterator[Walk]:
+            for stream, msg_id, start in units:
+                if start not in ranges:  # one EndDate for the units of one start
+                    ranges[start] = self._range(start)
+                yield self._activity_walk(stream, msg_id, *ranges[start])
+
+        for walk, page in self._walk(walks(), report_done=True):
             yield walk.stream, walk.object_id, page
 
     def _hinted(self, units: Sequence[ActivityUnit]) -> dict[Stream, list[int]]:
@@ -324,86 +309,20 @@ class Extractor:
             by_stream.setdefault(stream, []).append(msg_id)
         return {stream: self._largest_first(stream, ids) for stream, ids in by_stream.items()}
 
-    def _planned_one_by_one(self, tasks: Iterable[tuple[Stream, int]]) -> Iterator[tuple[Stream, int]]:
-        for task in tasks:
-            self.progress.add_units(1)
-            yield task
+    def _planned_one_by_one(self, units: Iterable[ActivityUnit], announced: bool) -> Iterator[ActivityUnit]:
+        for unit in units:
+            _check_activity(unit[0])
+            if not announced:
+                self.progress.add_units(1)
+            yield unit
 
-    def _activity_walks(
-        self, tasks: Iterable[tuple[Stream, int]], first: datetime, end: datetime
-    ) -> Iterator[_Walk]:
-        for stream, msg_id in tasks:
-            yield self._activity_walk(stream, msg_id, first, end)
+    def _walk(self, walks: Iterable[Walk], report_done: bool = False) -> Iterator[tuple[Walk, pa.Table | None]]:
+        return walk_concurrently(walks, workers=self.settings.concurrency, progress=self.progress,
+                                 on_refused=self._skip, report_done=report_done)
 
-    def _activity_walk(self, stream: Stream, msg_id: int, first: datetime, end: datetime) -> _Walk:
+    def _activity_walk(self, stream: Stream, msg_id: int, first: datetime, end: datetime) -> Walk:
         params = request_params(stream, msg_id, first, end)
-        return _Walk(stream, msg_id, self.client.iter_pages(stream, scope=("message", msg_id), **params))
-
-    @overload
-    def _walk_concurrently(
-        self, walks: Iterable[_Walk], report_done: Literal[False] = False
-    ) -> Iterator[tuple[_Walk, pa.Table]]: ...
-
-    @overload
-    def _walk_concurrently(
-        self, walks: Iterable[_Walk], report_done: Literal[True]
-    ) -> Iterator[tuple[_Walk, pa.Table | None]]: ...
-
-    def _walk_concurrently(
-        self, walks: Iterable[_Walk], report_done: bool = False
-    ) -> Iterator[tuple[_Walk, pa.Table | None]]:
-        """The pages of every walk, fetched by at most ``settings.concurrency`` workers.
-
-        A task is one page, and only a small window of tasks is queued at a time, so at most
-        that many pages are held however many objects there are and however large each is.
-        Rows are counted per page and a work unit as done when its walk has no more pages.
-        """
-        workers = self.settings.concurrency
-        stop = threading.Event()
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="listrak-pages")
-        pending: dict[Future[pa.Table | None], _Walk] = {}
-        queue = iter(walks)
-        try:
-            while True:
-                for walk in queue:
-                    pending[pool.submit(self._next_page, walk, stop)] = walk
-                    if len(pending) >= 2 * workers:
-                        break
-                if not pending:
-                    return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    walk = pending.pop(future)
-                    page = future.result()
-                    if page is None:
-                        self.progress.unit_done(walk.stream.name, 0)
-                        if report_done:
-                            yield walk, None
-                        continue
-                    # The next page is asked for while this one is handed on.
-                    pending[pool.submit(self._next_page, walk, stop)] = walk
-                    self.progress.add_rows(walk.stream.name, page.num_rows)
-                    yield walk, page
-        finally:
-            stop.set()
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _next_page(self, walk: _Walk, stop: threading.Event) -> pa.Table | None:
-        """The next page of one (stream, message), or None when it has no more (or is refused)."""
-        if stop.is_set():
-            return None
-        try:
-            page = next(walk.pages, None)
-        except ObjectRefusedError as exc:
-            self._skip(exc)
-            return None
-        if page is None:
-            return None
-        if walk.since is not None:
-            page = _since(page, *walk.since)
-        return stamp(walk.stream, page, walk.object_id)
+        return Walk(stream, msg_id, self.client.iter_pages(stream, scope=("message", msg_id), **params))
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -440,10 +359,9 @@ class Extractor:
         log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
 
 
-def _since(table: pa.Table, column: str, start: datetime) -> pa.Table:
-    """Rows at or after ``start``: requests start a little early (exclusive bounds)."""
-    mask = pc.greater_equal(table.column(column), pa.scalar(start, table.schema.field(column).type))
-    return table if pc.all(mask).as_py() is not False else table.filter(mask)
+def _check_activity(stream: Stream) -> None:
+    if stream not in ACTIVITY_STREAMS:
+        raise ValueError(f"{stream.name} is not a per-message activity stream")
 
 
 def _first_per_key(table: pa.Table, key: str) -> pa.Table:
@@ -465,5 +383,4 @@ __all__ = [
     "arrow_schema",
     "date_windows",
     "request_params",
-    "stamp",
 ]

@@ -108,7 +108,6 @@ class _Run:
         self.start = settings.start_date
         self.streams = [s for s in ACTIVITY_STREAMS if not settings.tables or s.name in settings.tables]
         self._engine: SyncEngine | None = None
-        self.fetch: dict[str, list[int]] = {}
         self.vanished: list[int] = []
 
     @property
@@ -173,7 +172,6 @@ class _Run:
 
     def plan_messages(self, messages: pa.Table) -> None:
         units = self.engine.plan_activity(messages, self.extractor.now())
-        self.fetch = {s.name: [u.parent for u in units if u.stream is s] for s in self.streams}
         self.vanished = self.engine.vanished()
         self.extractor.progress.add_units(len(units))
 
@@ -277,11 +275,13 @@ def _per_list(stream: Stream, run: _Run, lists: pa.Table, tables: Iterable[pa.Ta
 def _activity_rows(stream: Stream, run: _Run) -> Any:
     def activity(messages: pa.Table) -> Iterator[Any]:
         try:
-            msg_ids = run.fetch[stream.name]
+            units = run.engine.units_of(stream)
+            msg_ids = [unit.parent for unit in units]
+            pages = run.extractor.activity_units([(u.stream, u.parent, u.start) for u in units], announced=True)
+            tables = (table for _, _, table in pages if table is not None)
             if run.modes[stream.name].full and not run.shard:
                 yield dlt.mark.with_hints(empty_table(stream), dlt.mark.make_hints(write_disposition="replace"))
-                tables = run.extractor.message_activity([stream], msg_ids, announced=True)
-                latest = yield from in_batches(stream, (table for _, table in tables))
+                latest = yield from in_batches(stream, tables)
             else:
                 # Each fetched or vanished message's rows are replaced whole: a delete marker per
                 # message clears them (also when the new fetch has no rows), then the rows land.
@@ -289,8 +289,7 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
                     write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
                 )
                 yield dlt.mark.with_hints(markers(stream, "MsgID", [*msg_ids, *run.vanished]), hints)
-                tables = run.extractor.message_activity([stream], msg_ids, announced=True)
-                latest = yield from in_batches(stream, (table for _, table in tables), marker=False)
+                latest = yield from in_batches(stream, tables, marker=False)
             refused = run.extractor.refused_messages()
             run.engine.record(stream, [m for m in msg_ids if m not in refused], latest)
             run.stream_done(stream)
