@@ -1,13 +1,18 @@
-"""Shared fixtures: a running simulator, raw SOAP calls to it, and the WSDL's schema.
+"""Shared fixtures and the suite's rules.
 
 - ``simulator``: a :class:`Simulator` on a free loopback port, tiny scale, page size 7.
 - ``soap``: a :class:`SoapCaller` bound to ``simulator`` that posts hand-written envelopes.
 - ``wsdl_schema``: the XML Schema embedded in the bundled WSDL (xmlschema), to validate
   response bodies against the contract.
+- Every test runs without the developer's settings in the environment (``helpers.clean_env``).
+- A test marked ``postgres`` skips when no server listens on 127.0.0.1:5432.
+- ``LISTRAK_SYNC_STRICT_SKIPS=1`` (``.ci/run`` sets it) turns every skip into a failure, so CI
+  runs every test or fails.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 import xmlschema
+from helpers import is_developer_setting, postgres_is_up
 from lxml import etree
 
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
@@ -25,6 +31,7 @@ SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 TEST_PAGE_SIZE = 7
+STRICT_SKIPS = "LISTRAK_SYNC_STRICT_SKIPS"
 
 
 def bundled_wsdl_bytes() -> bytes:
@@ -134,3 +141,44 @@ def soap(simulator: Simulator) -> Iterator[SoapCaller]:
 def wsdl_schema() -> xmlschema.XMLSchema:
     """The XML Schema embedded in the bundled WSDL."""
     return embedded_schema(bundled_wsdl_bytes())
+
+
+
+@pytest.fixture(autouse=True)
+def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test without the developer's LISTRAK_*, SOURCES__*, DESTINATION__*, DLT_* ... variables."""
+    for name in [name for name in os.environ if is_developer_setting(name)]:
+        monkeypatch.delenv(name)
+
+
+_strict = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_strict] = os.environ.get(STRICT_SKIPS, "") not in ("", "0")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("postgres") and not postgres_is_up():
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432 (.ci/run starts one)")
+
+
+def _fail_if_strict(config: pytest.Config, report: pytest.TestReport | pytest.CollectReport) -> None:
+    if config.stash[_strict] and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under {STRICT_SKIPS}=1, where every test must run: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    _fail_if_strict(item.config, report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    report: pytest.CollectReport = yield
+    _fail_if_strict(collector.config, report)
+    return report

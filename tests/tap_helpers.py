@@ -8,7 +8,6 @@ records are compared with the simulator's ground truth.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,12 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
+from helpers import REPO, clean_env, installed_tool
 
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.streams import STREAMS_BY_NAME, ColumnType, Stream
 
-REPO = Path(__file__).resolve().parent.parent
 TAP = [sys.executable, "-m", "listrak_sync.singer"]
 # The tap's command line with its clock set to the instant in the first argument (the simulator's
 # virtual now), through the clock parameter of listrak_sync.singer.main.run.
@@ -47,10 +45,6 @@ TAP_LISTRAK_KEYS = {
     "subscribed_contacts": ["ListID", "ContactID"],
 }
 DEFAULT_TARGET = REPO / ".venv" / "targets" / "target-jsonl" / "bin" / "target-jsonl"
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
 
 
 def tap_command(*args: str, now: datetime | None = None) -> list[str]:
@@ -208,20 +202,8 @@ def assert_records_cover(
     return sum(max(0, n - max(1, want[row])) for row, n in got.items())
 
 
-def installed_tool(default: Path, variable: str, install: str) -> Path:
-    """A tool the Makefile installs in its own virtualenv (override with ``variable``); a missing
-    one skips the test, or fails it on CI, where ``make test`` must have installed it."""
-    path = Path(os.environ.get(variable) or default)
-    if not path.exists():
-        message = f"{path} is missing. Install it: {install} (or set {variable})."
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def singer_target(name: str = "LISTRAK_TEST_SINGER_TARGET") -> Path:
-    """The Singer target executable (target-jsonl in its own virtualenv); skip or, on CI, fail."""
+    """The Singer target executable (target-jsonl in its own virtualenv); a test skips without it."""
     return installed_tool(DEFAULT_TARGET, name, "make .venv/targets/target-jsonl/bin/target-jsonl")
 
 

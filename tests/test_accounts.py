@@ -9,9 +9,7 @@ both, one failing account does not stop the other, and no password is ever print
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from destination import assert_matches_truth, read_duckdb
+from helpers import START, clean_env, cli, cli_env
 from test_hostile_http import HostileServer
 from test_redaction import echoes
 
@@ -28,7 +27,6 @@ from listrak_sync.simulator import Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES
 
-START = EPOCH.strftime("%m/%d/%Y")
 BRAND_A = User("user-a", "Pw-a-Secret-1", list_ids=frozenset({310000}))
 BRAND_B = User("user-b", "Pw-b-Secret-2", list_ids=frozenset({310032, 310050}))
 PASSWORDS = (BRAND_A.password, BRAND_B.password)
@@ -51,18 +49,9 @@ def project(tmp_path: Path, sim: Simulator) -> dict[str, str]:
     (dlt_dir / "config.toml").write_text(f'[sources.listrak]\nstart_date = "{START}"\n')
     (dlt_dir / "secrets.toml").write_text(
         f'[sources.listrak.accounts.brand_a]\nusername = "{BRAND_A.username}"\npassword = "{BRAND_A.password}"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "DESTINATION__", "SOURCES__"))}
-    env.update(
-        LISTRAK_ENDPOINT=sim.url, LISTRAK_USERNAME="shared-user", LISTRAK_PASSWORD="shared-password",
-        SOURCES__LISTRAK__ACCOUNTS__BRAND_B__USERNAME=BRAND_B.username,
-        SOURCES__LISTRAK__ACCOUNTS__BRAND_B__PASSWORD=BRAND_B.password,
-    )
-    return env
-
-
-def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "listrak_sync", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return cli_env(sim.url, username="shared-user", password="shared-password",
+                   SOURCES__LISTRAK__ACCOUNTS__BRAND_B__USERNAME=BRAND_B.username,
+                   SOURCES__LISTRAK__ACCOUNTS__BRAND_B__PASSWORD=BRAND_B.password)
 
 
 def assert_no_password(result: subprocess.CompletedProcess[str]) -> None:
@@ -87,13 +76,13 @@ def assert_account_equals_truth(db: Path, dataset: str, sim: Simulator, user: Us
 def test_each_account_lands_in_its_own_dataset_and_all_runs_both(sim: Simulator, tmp_path: Path) -> None:
     env = project(tmp_path, sim)
     db = tmp_path / "listrak.duckdb"
-    one = cli(["run", "--account", "brand_a"], env, tmp_path)
+    one = cli("run", "--account", "brand_a", env=env, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert "dataset 'brand_a'" in one.stdout and "brand_b" not in one.stdout
     assert_account_equals_truth(db, "brand_a", sim, BRAND_A)
 
     sim.advance(days=2)  # new messages and late events: brand_a's second run is incremental
-    both = cli(["run", "--account", "all"], env, tmp_path)
+    both = cli("run", "--account", "all", env=env, cwd=tmp_path)
     assert both.returncode == 0, both.stderr
     assert both.stdout.index("Account brand_a:") < both.stdout.index("Account brand_b:")
     assert "dataset 'brand_a'" in both.stdout and "dataset 'brand_b'" in both.stdout
@@ -112,7 +101,7 @@ def test_a_failing_account_does_not_stop_the_others_and_the_exit_code_is_the_wor
     env["SOURCES__LISTRAK__ACCOUNTS__BRAND_C__USERNAME"] = BRAND_A.username
     env["SOURCES__LISTRAK__ACCOUNTS__BRAND_C__PASSWORD"] = BRAND_A.password
     env["LISTRAK_MAX_RETRIES"] = "0"
-    result = cli(["run", "--account", "all", "--tables", "lists", "--json"], env, tmp_path)
+    result = cli("run", "--account", "all", "--tables", "lists", "--json", env=env, cwd=tmp_path)
     assert result.returncode == 3, result.stderr  # brand_b: access refused (3) is worse than brand_c's 2
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 2, result.stderr
@@ -128,7 +117,7 @@ def test_a_failing_account_does_not_stop_the_others_and_the_exit_code_is_the_wor
 
 def test_an_unknown_account_is_one_line_naming_the_accounts(sim: Simulator, tmp_path: Path) -> None:
     env = project(tmp_path, sim)
-    result = cli(["run", "--account", "brand_x"], env, tmp_path)
+    result = cli("run", "--account", "brand_x", env=env, cwd=tmp_path)
     assert_one_line_error(result, 2, "Unknown account 'brand_x'", "brand_a, brand_b")
     assert_no_password(result)
 
@@ -147,24 +136,23 @@ def test_bad_account_configuration_is_exit_2_before_any_request(sim: Simulator, 
     ]
     for extra, toml, needle in cases:
         (tmp_path / ".dlt" / "secrets.toml").write_text(toml)
-        result = cli(["run", "--account", "brand_b"], {**env, **extra}, tmp_path)
+        result = cli("run", "--account", "brand_b", env={**env, **extra}, cwd=tmp_path)
         assert_one_line_error(result, 2, needle)
         assert_no_password(result)
     (tmp_path / ".dlt" / "secrets.toml").write_text(secrets)
-    result = cli(["run", "--account", "all", "--dataset", "one"], env, tmp_path)
+    result = cli("run", "--account", "all", "--dataset", "one", env=env, cwd=tmp_path)
     assert_one_line_error(result, 2, "--dataset would apply to every account")
     assert sim.stats()["requests_total"] == before
 
 
 def test_without_accounts_account_flag_says_how_to_configure_them(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
-    result = cli(["run", "--account", "all"], env, tmp_path)
+    result = cli("run", "--account", "all", env=clean_env(), cwd=tmp_path)
     assert_one_line_error(result, 2, "No accounts are configured", "[sources.listrak.accounts.<name>]")
 
 
 def test_check_runs_for_one_account_or_all(sim: Simulator, tmp_path: Path) -> None:
     env = project(tmp_path, sim)
-    result = cli(["check", "--account", "all"], env, tmp_path)
+    result = cli("check", "--account", "all", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "OK: account brand_a:" in result.stdout and "OK: account brand_b:" in result.stdout
     assert "310000" in result.stdout.split("OK: account brand_b:")[0]
@@ -194,13 +182,12 @@ def echo_server() -> Iterator[HostileServer]:
 
 def test_every_accounts_password_is_redacted_even_when_a_server_echoes_it(
         echo_server: HostileServer, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
-    env.update(LISTRAK_ENDPOINT=echo_server.url, LISTRAK_START_DATE=START, LISTRAK_MAX_RETRIES="1",
-               LISTRAK_BACKOFF_BASE="0.01", LISTRAK_BACKOFF_MAX="0.02")
+    env = clean_env(LISTRAK_ENDPOINT=echo_server.url, LISTRAK_START_DATE=START, LISTRAK_MAX_RETRIES="1",
+                    LISTRAK_BACKOFF_BASE="0.01", LISTRAK_BACKOFF_MAX="0.02")
     for name, password in zip(("brand_a", "brand_b"), ECHOED, strict=True):
         env[f"SOURCES__LISTRAK__ACCOUNTS__{name.upper()}__USERNAME"] = f"user-{name}"
         env[f"SOURCES__LISTRAK__ACCOUNTS__{name.upper()}__PASSWORD"] = password
-    result = cli(["--debug", "run", "--account", "all"], env, tmp_path)
+    result = cli("--debug", "run", "--account", "all", env=env, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     for password in ECHOED:
@@ -214,9 +201,7 @@ def test_every_accounts_password_is_redacted_even_when_a_server_echoes_it(
 
 @pytest.fixture
 def accounts_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith(("LISTRAK_", "SOURCES__")):
-            monkeypatch.delenv(name)
+    """The shared and per-account keys below, in an environment without the developer's (conftest)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LISTRAK_CONCURRENCY", "3")
     monkeypatch.setenv("LISTRAK_DATASET", "shared")

@@ -4,7 +4,6 @@ simulator; results are compared with the simulator's ground truth."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,31 +16,11 @@ import duckdb
 import psycopg2
 import pytest
 from destination import assert_matches_truth, read_duckdb
+from helpers import POSTGRES_DSN, RUN, cli, cli_env, start_cli, wait_until
 
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.simulator import Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES
-
-START = EPOCH.strftime("%m/%d/%Y")
-PG = "postgresql://postgres:trust@127.0.0.1:5432/test"
-
-
-def env_for(sim: Simulator, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "DESTINATION__", "SOURCES__"))}
-    env.update(LISTRAK_USERNAME=DEFAULT_USERNAME, LISTRAK_PASSWORD=DEFAULT_PASSWORD, LISTRAK_ENDPOINT=sim.url, **extra)
-    return env
-
-
-def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "listrak_sync", "run", "--start-date", START, *args],
-                            env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-
-
-def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "listrak_sync", "run", "--start-date", START, *args],
-                          env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str] | tuple[int, str], code: int, needle: str) -> None:
@@ -66,8 +45,8 @@ def sim() -> Iterator[Simulator]:
 
 def test_two_datasets_of_one_file_at_once_both_succeed(sim: Simulator, tmp_path: Path) -> None:
     sim.configure_faults(latency_ms=15)
-    env = env_for(sim)
-    runs = [start(["--dataset", name], env, tmp_path) for name in ("brand_a", "brand_b")]
+    env = cli_env(sim.url)
+    runs = [start_cli(*RUN, "--dataset", name, env=env, cwd=tmp_path) for name in ("brand_a", "brand_b")]
     results = [(p.wait(timeout=300), p.communicate()) for p in runs]
     for code, (_, stderr) in results:
         assert code == 0, stderr
@@ -76,24 +55,28 @@ def test_two_datasets_of_one_file_at_once_both_succeed(sim: Simulator, tmp_path:
 
 
 def test_a_second_run_into_the_same_dataset_fails_fast(sim: Simulator, tmp_path: Path) -> None:
-    sim.configure_faults(latency_ms=250)  # ~190 requests, 8 at a time: the first run takes ~6 s
-    env = env_for(sim)
-    first = start([], env, tmp_path)
-    time.sleep(2.0)  # the first run holds the dataset by now
-    began = time.monotonic()
-    second = run([], env, tmp_path)
-    assert time.monotonic() - began < 20
+    # An outage keeps the first run inside the dataset (retrying 503s) until the test ends it.
+    sim.configure_faults(outage_seconds=600)
+    retrying = cli_env(sim.url, LISTRAK_MAX_RETRIES="100000", LISTRAK_BACKOFF_BASE="0.05", LISTRAK_BACKOFF_MAX="0.2")
+    first = start_cli(*RUN, env=retrying, cwd=tmp_path)
+    # It takes the dataset before it asks Listrak anything, so a refused request means it holds it.
+    wait_until(lambda: sim.stats()["faults"]["unavailable"] > 0 or first.poll() is not None)
+    assert first.poll() is None, first.communicate()
+    second = cli(*RUN, env=cli_env(sim.url), cwd=tmp_path)
     one_line_error(second, 2, "Another listrak-sync run is writing dataset 'listrak'")
-    assert first.wait(timeout=300) == 0, first.communicate()[1]
+    assert first.poll() is None, "the second run waited for the first instead of failing"
+    sim.configure_faults(outage_seconds=0)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
     assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
 
 
 def test_filesystem_destination_equals_a_full_load_after_clock_moves(sim: Simulator, tmp_path: Path) -> None:
     bucket = tmp_path / "bucket"
-    env = env_for(sim, DESTINATION__FILESYSTEM__BUCKET_URL=bucket.as_uri())
+    env = cli_env(sim.url, DESTINATION__FILESYSTEM__BUCKET_URL=bucket.as_uri())
     for step in (0.0, 3.0, 1.0):
         sim.advance(step)
-        result = run(["--destination", "filesystem"], env, tmp_path)
+        result = cli(*RUN, "--destination", "filesystem", env=env, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "cannot merge" in result.stdout, result.stdout
         assert "Falling back" not in result.stderr and "WARNING" not in result.stderr
@@ -121,7 +104,8 @@ def test_filesystem_destination_equals_a_full_load_after_clock_moves(sim: Simula
 def test_postgres_credentials_that_do_not_work_are_configuration_errors(
     sim: Simulator, tmp_path: Path, dsn: str, needle: str
 ) -> None:
-    result = run(["--destination", "postgres"], env_for(sim, DESTINATION__POSTGRES__CREDENTIALS=dsn), tmp_path)
+    result = cli(*RUN, "--destination", "postgres", env=cli_env(sim.url, DESTINATION__POSTGRES__CREDENTIALS=dsn),
+                 cwd=tmp_path)
     one_line_error(result, 2, needle)
     assert sim.stats()["requests_total"] == 0, "the destination is checked before Listrak is asked anything"
 
@@ -141,7 +125,7 @@ def _corrupt(path: Path) -> Path:
     ids=["missing-directory", "a-directory", "corrupt-file"],
 )
 def test_bad_duckdb_paths_are_configuration_errors(sim: Simulator, tmp_path: Path, make_path, needle: str) -> None:  # type: ignore[no-untyped-def]
-    result = run(["--duckdb", str(make_path(tmp_path))], env_for(sim), tmp_path)
+    result = cli(*RUN, "--duckdb", str(make_path(tmp_path)), env=cli_env(sim.url), cwd=tmp_path)
     one_line_error(result, 2, needle)
     assert sim.stats()["requests_total"] == 0
 
@@ -154,7 +138,7 @@ def test_a_duckdb_file_held_by_another_process_is_named_after_the_wait(sim: Simu
                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        result = run(["--duckdb", str(db)], env_for(sim, LISTRAK_LOCK_WAIT_SECONDS="1"), tmp_path)
+        result = cli(*RUN, "--duckdb", str(db), env=cli_env(sim.url, LISTRAK_LOCK_WAIT_SECONDS="1"), cwd=tmp_path)
         one_line_error(result, 2, "is open in another process (PID")
     finally:
         holder.kill()
@@ -170,7 +154,7 @@ def test_a_duckdb_file_held_by_another_process_is_named_after_the_wait(sim: Simu
 def test_bad_run_values_are_one_line_and_nothing_is_written(
     sim: Simulator, tmp_path: Path, args: list[str], needle: str
 ) -> None:
-    result = run(args, env_for(sim), tmp_path)
+    result = cli(*RUN, *args, env=cli_env(sim.url), cwd=tmp_path)
     one_line_error(result, 2, needle)
     assert not (tmp_path / "listrak.duckdb").exists()
 
@@ -179,11 +163,11 @@ def test_bad_run_values_are_one_line_and_nothing_is_written(
 def test_an_interrupt_is_one_line_and_keeps_the_last_complete_load(
     sim: Simulator, tmp_path: Path, sig: signal.Signals, code: int
 ) -> None:
-    env = env_for(sim)
-    assert run([], env, tmp_path).returncode == 0
+    env = cli_env(sim.url)
+    assert cli(*RUN, env=env, cwd=tmp_path).returncode == 0
     sim.advance(2)
     sim.configure_faults(latency_ms=60)
-    proc = start(["--full-refresh"], env, tmp_path)
+    proc = start_cli(*RUN, "--full-refresh", env=env, cwd=tmp_path)
     time.sleep(3.0)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
@@ -191,7 +175,7 @@ def test_an_interrupt_is_one_line_and_keeps_the_last_complete_load(
     sim.configure_faults(latency_ms=0)
     # each table is whole (the previous load, as the clock move changed nothing already loaded
     # or the new one); the next run completes the job
-    assert run([], env, tmp_path).returncode == 0
+    assert cli(*RUN, env=env, cwd=tmp_path).returncode == 0
     assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
 
 
@@ -199,17 +183,18 @@ def test_an_interrupt_is_one_line_and_keeps_the_last_complete_load(
 def test_two_datasets_in_postgres_at_once_both_succeed(sim: Simulator, tmp_path: Path) -> None:
     sim.configure_faults(latency_ms=15)
     names = [f"pair_{uuid.uuid4().hex[:6]}_{i}" for i in range(2)]
-    env = env_for(sim, DESTINATION__POSTGRES__CREDENTIALS=PG)
+    env = cli_env(sim.url, DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN)
     try:
-        runs = [start(["--destination", "postgres", "--dataset", name], env, tmp_path) for name in names]
+        runs = [start_cli(*RUN, "--destination", "postgres", "--dataset", name, env=env, cwd=tmp_path)
+                for name in names]
         for proc in runs:
             assert proc.wait(timeout=300) == 0, proc.communicate()[1]
-        with psycopg2.connect(PG) as con, con.cursor() as cur:
+        with psycopg2.connect(POSTGRES_DSN) as con, con.cursor() as cur:
             for name in names:
                 cur.execute(f'SELECT count(*) FROM "{name}".message_opens')
                 assert cur.fetchone()[0] == len(sim.account.ground_truth("message_opens", EPOCH))
     finally:
-        with psycopg2.connect(PG) as con, con.cursor() as cur:
+        with psycopg2.connect(POSTGRES_DSN) as con, con.cursor() as cur:
             for name in names:
                 cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE; DROP SCHEMA IF EXISTS "{name}_staging" CASCADE')
 
@@ -217,27 +202,27 @@ def test_two_datasets_in_postgres_at_once_both_succeed(sim: Simulator, tmp_path:
 def test_the_destination_is_the_source_of_truth_for_the_plan(sim: Simulator, tmp_path: Path) -> None:
     """A restored backup, another file, or another machine (working directory) all continue from
     what that destination holds, and one run gives a full load's result."""
-    env = env_for(sim)
+    env = cli_env(sim.url)
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     here.mkdir()
     elsewhere.mkdir()
     db = here / "listrak.duckdb"
-    assert run([], env, here).returncode == 0
+    assert cli(*RUN, env=env, cwd=here).returncode == 0
     backup = tmp_path / "backup.duckdb"
     backup.write_bytes(db.read_bytes())
     sim.advance(2)
-    assert run([], env, here).returncode == 0
+    assert cli(*RUN, env=env, cwd=here).returncode == 0
     assert_equals_truth(db, "listrak", sim)
     # restore the older backup: its own plan (older) must win over anything remembered locally
     db.write_bytes(backup.read_bytes())
     sim.advance(1)
-    result = run(["--duckdb", str(db)], env, elsewhere)
+    result = cli(*RUN, "--duckdb", str(db), env=env, cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     assert "incremental" in result.stdout
     assert_equals_truth(db, "listrak", sim)
     # another file with the same dataset name: a first run there, complete
     other = elsewhere / "listrak.duckdb"
-    assert run([], env, elsewhere).returncode == 0
+    assert cli(*RUN, env=env, cwd=elsewhere).returncode == 0
     assert_equals_truth(other, "listrak", sim)
 
 
@@ -277,7 +262,7 @@ def test_nothing_phones_home_unless_the_user_turns_telemetry_on(
     extra = {"HTTPS_PROXY": proxy.url, "HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.1,localhost"}
     if telemetry:
         extra["RUNTIME__DLTHUB_TELEMETRY"] = telemetry
-    result = run([], env_for(sim, **extra), tmp_path)
+    result = cli(*RUN, env=cli_env(sim.url, **extra), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     if telemetry:
         assert proxy.count > 0, "the control case must reach the proxy, or this test proves nothing"
@@ -289,8 +274,8 @@ def test_a_run_survives_30_percent_faults_and_an_outage_in_the_middle(tmp_path: 
     kinds = ["server_fault", "unavailable", "drop", "truncated"]
     with Simulator(scale="tiny", page_size=7, fail_rate=0.3, fault_kinds=kinds, latency_ms=20) as sim:
         # small backoff so the test is quick; the outage is bridged by the retry budget
-        env = env_for(sim, LISTRAK_BACKOFF_BASE="0.05", LISTRAK_BACKOFF_MAX="1")
-        proc = start(["--retry-budget-seconds", "60"], env, tmp_path)
+        env = cli_env(sim.url, LISTRAK_BACKOFF_BASE="0.05", LISTRAK_BACKOFF_MAX="1")
+        proc = start_cli(*RUN, "--retry-budget-seconds", "60", env=env, cwd=tmp_path)
         time.sleep(2.0)
         sim.configure_faults(outage_seconds=6)
         stdout, stderr = proc.communicate(timeout=300)
@@ -303,7 +288,7 @@ def test_a_run_survives_30_percent_faults_and_an_outage_in_the_middle(tmp_path: 
 def test_a_duckdb_memory_limit_it_cannot_read_is_one_line_and_nothing_is_written(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    result = run([], env_for(sim, LISTRAK_DUCKDB_MEMORY_LIMIT="lots"), tmp_path)
+    result = cli(*RUN, env=cli_env(sim.url, LISTRAK_DUCKDB_MEMORY_LIMIT="lots"), cwd=tmp_path)
     one_line_error(result, 2, "duckdb_memory_limit 'lots' is not a size")
     assert not (tmp_path / "listrak.duckdb").exists()
     assert sim.stats()["requests_total"] == 0
@@ -312,11 +297,11 @@ def test_a_duckdb_memory_limit_it_cannot_read_is_one_line_and_nothing_is_written
 def test_duckdb_out_of_its_memory_limit_is_one_line_naming_the_setting_and_keeps_the_last_load(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    assert run([], env_for(sim), tmp_path).returncode == 0
-    result = run(["--full-refresh"], env_for(sim, LISTRAK_DUCKDB_MEMORY_LIMIT="1MB"), tmp_path)
+    assert cli(*RUN, env=cli_env(sim.url), cwd=tmp_path).returncode == 0
+    result = cli(*RUN, "--full-refresh", env=cli_env(sim.url, LISTRAK_DUCKDB_MEMORY_LIMIT="1MB"), cwd=tmp_path)
     one_line_error(result, 1, "Raise it, e.g. LISTRAK_DUCKDB_MEMORY_LIMIT=")
     assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
     # The default limit loads the same account: the limit is DuckDB's working memory, not the data's size.
-    result = run(["--full-refresh"], env_for(sim, LISTRAK_DUCKDB_MEMORY_LIMIT="32MB"), tmp_path)
+    result = cli(*RUN, "--full-refresh", env=cli_env(sim.url, LISTRAK_DUCKDB_MEMORY_LIMIT="32MB"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)

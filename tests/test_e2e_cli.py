@@ -5,10 +5,8 @@ Every table is compared row for row and type for type with the simulator's groun
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,35 +23,20 @@ from destination import (
     expected_types,
     read_duckdb,
 )
+from helpers import POSTGRES_DSN, RUN, clean_env, cli, cli_env, start_cli
 
 from listrak_sync.cli.docs import column_name
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS
 
-START = EPOCH.strftime("%m/%d/%Y")
-PG_DSN = "postgresql://postgres:trust@127.0.0.1:5432/test"  # trust auth; dlt insists on a password
-
-
-def cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "listrak_sync", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-    )
-
 
 def base_env(
     tmp_path: Path, sim: Simulator, *, password: str = DEFAULT_PASSWORD, username: str = DEFAULT_USERNAME
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "DESTINATION__", "SOURCES__"))}
-    env.update(
-        LISTRAK_USERNAME=username,
-        LISTRAK_PASSWORD=password,
-        LISTRAK_ENDPOINT=sim.url,
-        DLT_DATA_DIR=str(tmp_path / "dlt"),
-        RUNTIME__LOG_LEVEL="WARNING",
-    )
-    return env
+    """The CLI's environment here: dlt's working files under ``tmp_path``, its log quiet."""
+    return cli_env(sim.url, username=username, password=password, DLT_DATA_DIR=str(tmp_path / "dlt"),
+                   RUNTIME__LOG_LEVEL="WARNING")
 
 
 @pytest.fixture
@@ -70,7 +53,7 @@ def assert_duckdb_equals_truth(path: str, sim: Simulator, tables: tuple[str, ...
 
 def test_run_replicates_every_table_into_duckdb(sim: Simulator, tmp_path: Path) -> None:
     db = str(tmp_path / "out.duckdb")
-    result = cli("run", "--start-date", START, "--duckdb", db, "--json", env=base_env(tmp_path, sim))
+    result = cli(*RUN, "--duckdb", db, "--json", env=base_env(tmp_path, sim))
     assert result.returncode == 0, result.stderr
     assert_duckdb_equals_truth(db, sim)
     for stream in STREAMS:
@@ -81,13 +64,14 @@ def test_run_replicates_every_table_into_duckdb(sim: Simulator, tmp_path: Path) 
     assert any(pairs.count(p) > 1 for p in set(pairs))
 
 
+@pytest.mark.postgres
 def test_run_replicates_every_table_into_postgres(sim: Simulator, tmp_path: Path) -> None:
     dataset = f"listrak_e2e_{uuid.uuid4().hex[:8]}"
-    env = base_env(tmp_path, sim) | {"DESTINATION__POSTGRES__CREDENTIALS": PG_DSN}
+    env = base_env(tmp_path, sim) | {"DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_DSN}
     try:
-        result = cli("run", "--start-date", START, "--destination", "postgres", "--dataset", dataset, env=env)
+        result = cli(*RUN, "--destination", "postgres", "--dataset", dataset, env=env)
         assert result.returncode == 0, result.stderr
-        with psycopg2.connect(PG_DSN) as con, con.cursor() as cur:
+        with psycopg2.connect(POSTGRES_DSN) as con, con.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
             for stream in STREAMS:
                 cur.execute(f'SELECT * FROM "{dataset}"."{stream.name}"')
@@ -101,14 +85,14 @@ def test_run_replicates_every_table_into_postgres(sim: Simulator, tmp_path: Path
                 )
                 assert dict(cur.fetchall()) == expected_types(stream, EXPECTED_POSTGRES_TYPES)
     finally:
-        with psycopg2.connect(PG_DSN) as con, con.cursor() as cur:
+        with psycopg2.connect(POSTGRES_DSN) as con, con.cursor() as cur:
             cur.execute(f'DROP SCHEMA IF EXISTS "{dataset}" CASCADE')
             cur.execute(f'DROP SCHEMA IF EXISTS "{dataset}_staging" CASCADE')
 
 
 def test_selected_tables_only(sim: Simulator, tmp_path: Path) -> None:
     db = str(tmp_path / "out.duckdb")
-    result = cli("run", "--start-date", START, "--duckdb", db, "--tables", "message_clicks,subscribed_contacts",
+    result = cli(*RUN, "--duckdb", db, "--tables", "message_clicks,subscribed_contacts",
                  env=base_env(tmp_path, sim))
     assert result.returncode == 0, result.stderr
     assert_duckdb_equals_truth(db, sim, ("message_clicks", "subscribed_contacts"))
@@ -120,7 +104,7 @@ def test_transient_failures_give_identical_results(tmp_path: Path) -> None:
     with Simulator(scale="tiny", page_size=7, fail_rate=0.1, fault_seed=7,
                    fault_kinds=["server_fault", "unavailable", "drop", "truncated"]) as sim:
         db = str(tmp_path / "out.duckdb")
-        result = cli("run", "--start-date", START, "--duckdb", db, "--json", env=base_env(tmp_path, sim))
+        result = cli(*RUN, "--duckdb", db, "--json", env=base_env(tmp_path, sim))
         assert result.returncode == 0, result.stderr
         assert sum(sim.stats()["faults"].values()) > 0
         assert_duckdb_equals_truth(db, sim)
@@ -137,7 +121,7 @@ def test_transient_failures_give_identical_results(tmp_path: Path) -> None:
 )
 def test_access_errors_stop_after_one_request(make_sim, password: str, needle: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with make_sim() as sim:
-        for command in (["check"], ["run", "--start-date", START, "--duckdb", str(tmp_path / "x.duckdb")]):
+        for command in (["check"], [*RUN, "--duckdb", str(tmp_path / "x.duckdb")]):
             sim.reset_stats()
             result = cli(*command, env=base_env(tmp_path, sim, password=password))
             assert result.returncode == 3, result.stderr
@@ -153,7 +137,7 @@ def test_refused_list_is_skipped_and_the_rest_loads(tmp_path: Path) -> None:
     user = User("partial", "partial-pw", list_ids=frozenset(list_ids), refused_list_ids=frozenset({refused}))
     with Simulator(scale="tiny", page_size=7, users=[user]) as sim:
         db = str(tmp_path / "out.duckdb")
-        result = cli("run", "--start-date", START, "--duckdb", db,
+        result = cli(*RUN, "--duckdb", db,
                      env=base_env(tmp_path, sim, username="partial", password="partial-pw"))
         assert result.returncode == 0, result.stderr
         assert f"ListID {refused}" in result.stderr or str(refused) in result.stdout
@@ -167,15 +151,14 @@ def test_killed_run_leaves_previous_data_and_next_run_completes(tmp_path: Path) 
     with Simulator(scale="tiny", page_size=3) as sim:
         db = str(tmp_path / "out.duckdb")
         env = base_env(tmp_path, sim)
-        assert cli("run", "--start-date", START, "--duckdb", db, env=env).returncode == 0
+        assert cli(*RUN, "--duckdb", db, env=env).returncode == 0
         before = {t: read_duckdb(db, "listrak", t) for t in STREAM_NAMES}
         truth_before = {t: sim.account.ground_truth(t, EPOCH) for t in STREAM_NAMES}
 
         sim.advance(days=20)
         sim.configure_faults(latency_ms=40)
         sim.reset_stats()
-        proc = subprocess.Popen([sys.executable, "-m", "listrak_sync", "run", "--start-date", START, "--duckdb", db],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_cli(*RUN, "--duckdb", db, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while sum(sim.stats()["requests"].values()) < 25 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -187,7 +170,7 @@ def test_killed_run_leaves_previous_data_and_next_run_completes(tmp_path: Path) 
             assert len(read_duckdb(db, "listrak", table)) == len(before[table])
 
         sim.configure_faults(latency_ms=0)
-        result = cli("run", "--start-date", START, "--duckdb", db, env=env)
+        result = cli(*RUN, "--duckdb", db, env=env)
         assert result.returncode == 0, result.stderr
         assert_duckdb_equals_truth(db, sim)
 
@@ -201,7 +184,7 @@ def test_password_never_appears_at_debug_level(tmp_path: Path) -> None:
 def _run_and_check_secrecy(sim: Simulator, password: str, tmp_path: Path) -> None:
     db = tmp_path / "out.duckdb"
     env = base_env(tmp_path, sim, username="leaky", password=password)
-    result = cli("--debug", "run", "--start-date", START, "--duckdb", str(db), env=env)
+    result = cli("--debug", *RUN, "--duckdb", str(db), env=env)
     assert result.returncode == 0, result.stderr
     assert "ReportRangeMessageContactOpen" in result.stderr  # DEBUG really logged the calls
     failed = cli("--debug", "check", env=base_env(tmp_path, sim, username="leaky", password=password + "x"))
@@ -220,12 +203,12 @@ def _run_and_check_secrecy(sim: Simulator, password: str, tmp_path: Path) -> Non
         (["run", "--start-date", "02/30/2024"], "start date"),
         (["run", "--start-date", "01/01/2999"], "future"),
         (["run", "--start-date", "yesterday"], "start date"),
-        (["run", "--start-date", START, "--tables", "lists,clicks"], "clicks"),
-        (["run", "--start-date", START, "--lists", "12,abc"], "abc"),
-        (["run", "--start-date", START, "--destination", "nosuchdb"], "nosuchdb"),
-        (["run", "--start-date", START, "--endpoint", "http://127.0.0.1:9/v31/IntegrationService.asmx"], "connect"),
-        (["run", "--start-date", START, "--endpoint", "not a url"], "endpoint"),
-        (["run", "--start-date", START, "--concurrency", "0"], "concurrency"),
+        ([*RUN, "--tables", "lists,clicks"], "clicks"),
+        ([*RUN, "--lists", "12,abc"], "abc"),
+        ([*RUN, "--destination", "nosuchdb"], "nosuchdb"),
+        ([*RUN, "--endpoint", "http://127.0.0.1:9/v31/IntegrationService.asmx"], "connect"),
+        ([*RUN, "--endpoint", "not a url"], "endpoint"),
+        ([*RUN, "--concurrency", "0"], "concurrency"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(sim: Simulator, tmp_path: Path, args: list[str], needle: str) -> None:
@@ -246,8 +229,7 @@ def read_duckdb_tables(path: str) -> list[str]:
 def test_discover_needs_no_network_and_names_every_column(tmp_path: Path) -> None:
     import json
 
-    result = subprocess.run([sys.executable, "-m", "listrak_sync", "discover", "--json"],
-                            capture_output=True, text=True, env={**os.environ, "LISTRAK_ENDPOINT": "http://127.0.0.1:9/"})
+    result = cli("discover", "--json", env=clean_env(LISTRAK_ENDPOINT="http://127.0.0.1:9/"))
     assert result.returncode == 0, result.stderr
     tables = {t["table"]: t for t in json.loads(result.stdout)}
     assert list(tables) == list(STREAM_NAMES)

@@ -6,6 +6,7 @@ with exact results, and the concurrent activity fetch stays bounded and cleans u
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import Counter
@@ -17,27 +18,23 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 from destination import normalize
+from helpers import settings_for
 
 from listrak_sync.errors import ConfigError, ServerFaultError
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, arrow_schema, date_windows
-from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import STREAMS, Stream, get_stream
 
-START = EPOCH + timedelta(days=45)  # later than the first data, so the start date really filters
+FILTERED_START = EPOCH + timedelta(days=45)  # later than the first data, so the start date really filters
+# The shared settings from FILTERED_START, in windows of 120 days.
+filtered_settings = functools.partial(settings_for, start_date=FILTERED_START, interval_days=120)
 
 
 def virtual_now(sim: Simulator) -> Callable[[], datetime]:
     """The simulator's virtual clock as an injectable ``now`` (an aware instant)."""
     return lambda: sim.now.replace(tzinfo=timezone.utc)
-
-
-def settings_for(sim: Simulator, **options: Any) -> Settings:
-    values = {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": START,
-              "endpoint": sim.url, "backoff_base": 0.001, "backoff_max": 0.02, "interval_days": 120, **options}
-    return Settings.from_mapping(values)
 
 
 def extract_all(extractor: Extractor) -> dict[str, pa.Table]:
@@ -67,21 +64,21 @@ def assert_equals_truth(stream: Stream, table: pa.Table, truth: list[dict[str, A
 
 @pytest.fixture(scope="module")
 def full_run() -> Iterator[tuple[Simulator, dict[str, pa.Table]]]:
-    with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(settings_for(sim)) as client:
+    with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(filtered_settings(sim)) as client:
         yield sim, extract_all(Extractor(client, client.settings, now=virtual_now(sim)))
 
 
 @pytest.mark.parametrize("stream", STREAMS, ids=lambda s: s.name)
 def test_every_stream_equals_ground_truth(full_run: tuple[Simulator, dict[str, pa.Table]], stream: Stream) -> None:
     sim, tables = full_run
-    truth = sim.account.ground_truth(stream.name, START)
+    truth = sim.account.ground_truth(stream.name, FILTERED_START)
     assert truth, f"the tiny account should have {stream.name} rows"
     assert_equals_truth(stream, tables[stream.name], truth)
 
 
 def test_two_clicks_by_one_contact_are_two_rows(full_run: tuple[Simulator, dict[str, pa.Table]]) -> None:
     sim, tables = full_run
-    truth = Counter((r["MsgID"], r["EmailAddress"]) for r in sim.account.ground_truth("message_clicks", START))
+    truth = Counter((r["MsgID"], r["EmailAddress"]) for r in sim.account.ground_truth("message_clicks", FILTERED_START))
     repeated = [pair for pair, count in truth.items() if count >= 2]
     assert repeated, "the tiny account should have a contact clicking twice"
     clicks = tables["message_clicks"]
@@ -95,20 +92,22 @@ def test_refused_list_and_messages_are_skipped_and_the_rest_loads(caplog: pytest
     refused_id, allowed = all_ids[0], all_ids[1:]
     user = User(DEFAULT_USERNAME, DEFAULT_PASSWORD, refused_list_ids=frozenset({refused_id}))
     caplog.set_level(logging.WARNING)
-    with Simulator(scale="tiny", page_size=7, users=[user]) as sim, ListrakClient(settings_for(sim)) as client:
+    with Simulator(scale="tiny", page_size=7, users=[user]) as sim, ListrakClient(filtered_settings(sim)) as client:
         extractor = Extractor(client, client.settings, now=virtual_now(sim))
         tables = extract_all(extractor)
         assert [(e.kind, e.object_id) for e in extractor.skipped] == [("list", refused_id)]
         for stream in STREAMS:
             if stream.name != "lists":
-                assert_equals_truth(stream, tables[stream.name], sim.account.ground_truth(stream.name, START, allowed))
+                truth = sim.account.ground_truth(stream.name, FILTERED_START, allowed)
+                assert_equals_truth(stream, tables[stream.name], truth)
         # The refused list's messages, asked for directly, are skipped one by one as well.
-        refused_msgs = [r["MsgID"] for r in sim.account.ground_truth("messages", START, [refused_id])]
+        refused_msgs = [r["MsgID"] for r in sim.account.ground_truth("messages", FILTERED_START, [refused_id])]
         allowed_msgs = tables["messages"].column("MsgID").to_pylist()[:3]
         opens = get_stream("message_opens")
         results = list(extractor.message_activity([opens], refused_msgs[:2] + allowed_msgs))
         got = pa.concat_tables([arrow_schema(opens).empty_table(), *(t for _, t in results)])
-        truth = [r for r in sim.account.ground_truth("message_opens", START, allowed) if r["MsgID"] in allowed_msgs]
+        truth = [r for r in sim.account.ground_truth("message_opens", FILTERED_START, allowed)
+                 if r["MsgID"] in allowed_msgs]
         assert_equals_truth(opens, got, truth)
         assert {(e.kind, e.object_id) for e in extractor.skipped[1:]} == {("message", m) for m in refused_msgs[:2]}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -118,9 +117,9 @@ def test_refused_list_and_messages_are_skipped_and_the_rest_loads(caplog: pytest
 
 def test_list_ids_filter_and_unknown_ids(simulator: Simulator) -> None:
     ids = simulator.account.list_ids()
-    with ListrakClient(settings_for(simulator, list_ids=[ids[1]])) as client:
+    with ListrakClient(filtered_settings(simulator, list_ids=[ids[1]])) as client:
         assert Extractor(client, client.settings).lists().column("ListID").to_pylist() == [ids[1]]
-    with ListrakClient(settings_for(simulator, list_ids=[ids[0], 424242])) as client, \
+    with ListrakClient(filtered_settings(simulator, list_ids=[ids[0], 424242])) as client, \
             pytest.raises(ConfigError) as info:
         Extractor(client, client.settings).lists()
     assert "424242" in str(info.value) and all(str(i) in str(info.value) for i in ids)
@@ -130,23 +129,23 @@ def test_list_ids_filter_and_unknown_ids(simulator: Simulator) -> None:
 def test_transient_faults_still_give_exact_results(kind: str) -> None:
     with Simulator(scale="tiny", page_size=7, fail_rate=0.1, fault_kinds=[kind], fault_seed=7,
                    slow_seconds=1.0) as sim:
-        settings = settings_for(sim, max_retries=8, read_timeout=0.4, concurrency=4)
+        settings = filtered_settings(sim, max_retries=8, read_timeout=0.4, concurrency=4)
         with ListrakClient(settings) as client:
             tables = extract_all(Extractor(client, settings, now=virtual_now(sim)))
         assert sim.stats()["faults"][kind] > 0 and client.stats.as_dict()["retries"] > 0
         for stream in STREAMS:
-            assert_equals_truth(stream, tables[stream.name], sim.account.ground_truth(stream.name, START))
+            assert_equals_truth(stream, tables[stream.name], sim.account.ground_truth(stream.name, FILTERED_START))
 
 
 def test_concurrency_ceiling_makes_the_client_back_off_and_finish() -> None:
     with Simulator(scale="tiny", page_size=7, max_concurrency=2, latency_ms=5) as sim:
-        settings = settings_for(sim, concurrency=8, max_retries=10, backoff_max=0.05)
+        settings = filtered_settings(sim, concurrency=8, max_retries=10, backoff_max=0.05)
         with ListrakClient(settings, sleep=lambda seconds: threading.Event().wait(min(seconds, 0.05))) as client:
             tables = extract_all(Extractor(client, settings, now=virtual_now(sim)))
         assert sim.stats()["over_capacity"] > 0
         assert client.limiter.snapshot()["decreases"] >= 1 and client.limiter.snapshot()["lowest"] <= 4
         for stream in STREAMS:
-            assert_equals_truth(stream, tables[stream.name], sim.account.ground_truth(stream.name, START))
+            assert_equals_truth(stream, tables[stream.name], sim.account.ground_truth(stream.name, FILTERED_START))
 
 
 def _activity_threads() -> list[threading.Thread]:
@@ -157,7 +156,7 @@ def test_an_error_stops_the_other_tasks_and_reaches_the_caller(full_run: tuple[S
     sim, tables = full_run
     msg_ids = tables["messages"].column("MsgID").to_pylist()
     with Simulator(scale="tiny", page_size=7, fail_rate=0.3, fault_kinds=["server_fault"], fault_seed=3) as faulty, \
-            ListrakClient(settings_for(faulty, max_retries=0, concurrency=4)) as client:
+            ListrakClient(filtered_settings(faulty, max_retries=0, concurrency=4)) as client:
         extractor = Extractor(client, client.settings, now=virtual_now(faulty))
         with pytest.raises(ServerFaultError):
             for _ in extractor.message_activity(ACTIVITY_STREAMS, msg_ids):
@@ -177,7 +176,7 @@ def test_tasks_are_queued_in_a_bounded_window_and_closing_early_cleans_up(
             pulled.append(msg_id)
             yield msg_id
 
-    with ListrakClient(settings_for(sim, concurrency=2)) as client:
+    with ListrakClient(filtered_settings(sim, concurrency=2)) as client:
         activity = Extractor(client, client.settings, now=virtual_now(sim)).message_activity(
             [get_stream("message_sends")], lazy_ids()  # type: ignore[arg-type]
         )
@@ -190,10 +189,10 @@ def test_tasks_are_queued_in_a_bounded_window_and_closing_early_cleans_up(
 def test_short_date_windows_lose_and_double_nothing(full_run: tuple[Simulator, dict[str, pa.Table]]) -> None:
     sim, _ = full_run
     stream = get_stream("messages")
-    with ListrakClient(settings_for(sim, interval_days=11)) as client:
+    with ListrakClient(filtered_settings(sim, interval_days=11)) as client:
         extractor = Extractor(client, client.settings, now=virtual_now(sim))
         table = pa.concat_tables([extractor.messages(list_id) for list_id in sim.account.list_ids()])
-    assert_equals_truth(stream, table, sim.account.ground_truth("messages", START))
+    assert_equals_truth(stream, table, sim.account.ground_truth("messages", FILTERED_START))
 
 
 def test_date_windows_overlap_by_a_second() -> None:
@@ -211,7 +210,7 @@ def test_later_start_gives_the_matching_subset(full_run: tuple[Simulator, dict[s
     sim, _ = full_run
     later = sim.now - timedelta(days=200)
     list_id = sim.account.list_ids()[0]
-    with ListrakClient(settings_for(sim)) as client:
+    with ListrakClient(filtered_settings(sim)) as client:
         extractor = Extractor(client, client.settings, now=virtual_now(sim))
         messages = extractor.messages(list_id, start=later.replace(tzinfo=timezone.utc))
         contacts = list(extractor.subscribed_contacts(list_id, start=later.replace(tzinfo=timezone.utc)))
@@ -223,11 +222,11 @@ def test_later_start_gives_the_matching_subset(full_run: tuple[Simulator, dict[s
 def test_source_timezone_converts_wall_times_to_utc(full_run: tuple[Simulator, dict[str, pa.Table]]) -> None:
     sim, _ = full_run
     eastern = ZoneInfo("America/New_York")
-    with ListrakClient(settings_for(sim, source_timezone="America/New_York")) as client:
+    with ListrakClient(filtered_settings(sim, source_timezone="America/New_York")) as client:
         extractor = Extractor(client, client.settings, now=lambda: sim.now.replace(tzinfo=eastern))
         table = pa.concat_tables([extractor.messages(list_id) for list_id in sim.account.list_ids()])
     got = dict(zip(table.column("MsgID").to_pylist(), table.column("SendDate").to_pylist(), strict=True))
-    truth = {r["MsgID"]: r["SendDate"] for r in sim.account.ground_truth("messages", START)}
+    truth = {r["MsgID"]: r["SendDate"] for r in sim.account.ground_truth("messages", FILTERED_START)}
     assert got.keys() == truth.keys()
     assert all(got[m] == truth[m].replace(tzinfo=eastern).astimezone(timezone.utc) for m in truth)
     assert any(got[m].hour != truth[m].hour for m in truth)
@@ -235,9 +234,9 @@ def test_source_timezone_converts_wall_times_to_utc(full_run: tuple[Simulator, d
 
 def test_a_message_s_pages_are_handed_on_as_they_arrive_not_held_whole(simulator: Simulator) -> None:
     sends = get_stream("message_sends")
-    counts = Counter(row["MsgID"] for row in simulator.account.ground_truth("message_sends", START))
+    counts = Counter(row["MsgID"] for row in simulator.account.ground_truth("message_sends", FILTERED_START))
     msg_id, rows = counts.most_common(1)[0]
-    with ListrakClient(settings_for(simulator, concurrency=1)) as client:
+    with ListrakClient(filtered_settings(simulator, concurrency=1)) as client:
         page_size = simulator.page_size
         assert rows > 3 * page_size, "the largest message should span several pages"
         activity = Extractor(client, client.settings, now=virtual_now(simulator)).message_activity([sends], [msg_id])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import clean_env, cli_env, settings_for, start_cli
 
 from listrak_sync.errors import (
     EXIT_CONFIG,
@@ -29,7 +30,6 @@ from listrak_sync.errors import (
     TransportError,
     WrongEndpointError,
 )
-from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.soap.client import ListrakClient
@@ -90,36 +90,21 @@ def hostile() -> Iterator[Callable[[Answer], HostileServer]]:
         server.close()
 
 
-def settings_for(url: str, **options: Any) -> Settings:
-    values = {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": EPOCH, "endpoint": url,
-              "backoff_base": 0.01, "backoff_max": 0.02, **options}
-    return Settings.from_mapping(values)
-
-
-def cli_env(endpoint: str, **settings: Any) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
-    env.update(LISTRAK_USERNAME=DEFAULT_USERNAME, LISTRAK_PASSWORD=DEFAULT_PASSWORD, LISTRAK_ENDPOINT=endpoint,
-               LISTRAK_BACKOFF_BASE="0.01", LISTRAK_BACKOFF_MAX="0.02")
-    env.update({f"LISTRAK_{key.upper()}": str(value) for key, value in settings.items()})
-    return env
-
-
-def run_check(endpoint: str, tmp_path: Path, **settings: Any) -> tuple[int, str, str, float, float]:
-    """``listrak-sync check``: exit code, stdout, stderr, seconds taken and peak RSS in MB.
+def run_check(endpoint: str, tmp_path: Path, **settings: Any) -> tuple[int, str, str, float]:
+    """``listrak-sync check`` with ``settings`` as LISTRAK_* variables: exit code, stdout, stderr, peak RSS in MB.
 
     The peak comes from the kernel (``wait4``'s ``ru_maxrss``), so no short spike is missed.
     """
+    env = cli_env(endpoint, LISTRAK_BACKOFF_BASE="0.01", LISTRAK_BACKOFF_MAX="0.02",
+                  **{f"LISTRAK_{key.upper()}": str(value) for key, value in settings.items()})
     out, err = tmp_path / "stdout", tmp_path / "stderr"
-    started = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "listrak_sync", "check"], stdout=stdout, stderr=stderr,
-                                env=cli_env(endpoint, **settings), cwd=tmp_path)
+        proc = start_cli("check", env=env, cwd=tmp_path, stdout=stdout, stderr=stderr)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             proc.returncode = -1  # reaped here; keep Popen from waiting again
-    return (os.waitstatus_to_exitcode(status), out.read_text(), err.read_text(), time.monotonic() - started,
-            usage.ru_maxrss / 1024)
+    return os.waitstatus_to_exitcode(status), out.read_text(), err.read_text(), usage.ru_maxrss / 1024
 
 
 # -- misbehaviours ---------------------------------------------------------------------------
@@ -208,27 +193,27 @@ def test_a_trickling_server_is_cut_off_at_the_request_deadline_and_retried(
     server = hostile(trickle(how))
     settings = settings_for(server.url, request_deadline=1.0, read_timeout=1.0, max_retries=1)
     started = time.monotonic()
+    # The answer never ends and each read gets a byte well within read_timeout: returning at
+    # all means the request deadline cut both attempts.
     with ListrakClient(settings) as client, pytest.raises(TransportError) as info:
         client.fetch(LISTS)
-    elapsed = time.monotonic() - started
     message = str(info.value)
     assert "request_deadline (1 s)" in message and "Gave up after 2 attempts" in message, message
     assert "\n" not in message
     assert server.requests == 2  # transient: retried within max_retries
-    assert 2.0 <= elapsed < 5.0, elapsed  # each attempt cut at 1 s, though every read got a byte in time
+    assert time.monotonic() - started >= 2.0  # and not before each attempt had its full second
     assert client.limiter.snapshot()["decreases"] >= 1  # a timeout is an overload signal
 
 
 def test_check_gives_up_on_a_trickling_server_in_bounded_time(
     hostile: Callable[[Answer], HostileServer], tmp_path: Path
 ) -> None:
-    server = hostile(trickle("length", interval=0.2))
-    code, out, err, seconds, _ = run_check(server.url, tmp_path, request_deadline=1, read_timeout=1, max_retries=1)
+    server = hostile(trickle("length", interval=0.2))  # never ends: exiting at all is the bound
+    code, out, err, _ = run_check(server.url, tmp_path, request_deadline=1, read_timeout=1, max_retries=1)
     assert code == EXIT_ERROR, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "request_deadline" in lines[0] and "Traceback" not in err, err
     assert server.requests == 2
-    assert seconds < 20, seconds
 
 
 # -- max_response_bytes ----------------------------------------------------------------------
@@ -255,8 +240,8 @@ def test_check_refuses_a_huge_body_once_in_bounded_memory(
     hostile: Callable[[Answer], HostileServer], tmp_path: Path, how: str
 ) -> None:
     server = hostile(endless(how))
-    code, out, err, seconds, peak_mb = run_check(server.url, tmp_path)  # the default cap, 128 MiB
-    print(f"{how}: peak RSS {peak_mb:.0f} MB, {seconds:.1f} s")
+    code, out, err, peak_mb = run_check(server.url, tmp_path)  # the default cap, 128 MiB
+    print(f"{how}: peak RSS {peak_mb:.0f} MB")
     assert code == EXIT_ERROR, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "max_response_bytes (134,217,728 bytes" in lines[0], err
@@ -310,7 +295,7 @@ def test_check_says_a_web_page_or_a_wrong_path_is_not_the_service_exit_2(
     page = hostile(canned(200, HTML_PAGE))
     with Simulator(scale="tiny") as sim:
         for endpoint in (page.url, sim.base_url + "/v31/Integration.asmx"):
-            code, out, err, _, _ = run_check(endpoint, tmp_path)
+            code, out, err, _ = run_check(endpoint, tmp_path)
             lines = err.strip().splitlines()
             assert code == EXIT_CONFIG, err
             assert len(lines) == 1 and "is not the Listrak SOAP service" in lines[0], err
@@ -326,9 +311,8 @@ def test_tap_test_says_a_web_page_is_not_the_service_exit_2(
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD,
                                   "start_date": "2024-01-01", "endpoint": page.url}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
     result = subprocess.run([sys.executable, "-m", "listrak_sync.singer", "--config", str(config), "--test"],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+                            capture_output=True, text=True, env=clean_env(), cwd=tmp_path, timeout=120)
     assert result.returncode == EXIT_CONFIG, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING")]
     assert len(lines) == 1 and "is not the Listrak SOAP service" in lines[0], result.stderr

@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from destination import assert_matches_truth, read_duckdb
+from helpers import CLI, RUN, cli_env, settings_for
 from test_extract import virtual_now
 
 from listrak_sync.pipeline.runner import RunSummary, replicate
-from listrak_sync.settings import Settings
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.simulator import Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES
-
-START = EPOCH.strftime("%m/%d/%Y")
-
-
-def settings_for(sim: Simulator, **extra: object) -> Settings:
-    return Settings.from_mapping(
-        {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": START, "endpoint": sim.url,
-         "max_retries": 2, "backoff_base": 0.01, "backoff_max": 0.05, **extra}
-    )
 
 
 def run(sim: Simulator, db: Path, work: Path, **options: object) -> RunSummary:
     full_refresh = bool(options.pop("full_refresh", False))
     clock = virtual_now(sim) if options.pop("virtual_clock", False) else None
-    return replicate(settings_for(sim, **options), duckdb_path=str(db), pipelines_dir=str(work),
+    return replicate(settings_for(sim, **{"max_retries": 2, **options}), duckdb_path=str(db), pipelines_dir=str(work),
                      full_refresh=full_refresh, clock=clock)
 
 
@@ -126,12 +115,10 @@ def test_full_refresh_flag_and_changed_start_date_replace_everything(tmp_path: P
 
 def test_runs_killed_at_several_points_then_resumed_equal_a_full_load(tmp_path: Path) -> None:
     db = tmp_path / "inc.duckdb"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTRAK_")}
     with Simulator(scale="tiny", page_size=3) as sim:
         sim.advance(-10)
-        env.update(LISTRAK_USERNAME=DEFAULT_USERNAME, LISTRAK_PASSWORD=DEFAULT_PASSWORD, LISTRAK_ENDPOINT=sim.url,
-                   DLT_DATA_DIR=str(tmp_path / "dlt"))
-        command = [sys.executable, "-m", "listrak_sync", "run", "--start-date", START, "--duckdb", str(db)]
+        env = cli_env(sim.url, DLT_DATA_DIR=str(tmp_path / "dlt"))
+        command = [*CLI, *RUN, "--duckdb", str(db)]
         assert subprocess.run(command, env=env, capture_output=True).returncode == 0
         for kill_after in (3, 12, 30):
             sim.advance(2)

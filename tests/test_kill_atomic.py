@@ -32,15 +32,13 @@ from typing import Any
 import psycopg2
 import pytest
 from destination import normalize, read_duckdb
+from helpers import POSTGRES_DSN, RUN, cli_env, settings_for, start_cli
 
 from listrak_sync.pipeline.runner import replicate
-from listrak_sync.settings import Settings
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.simulator import Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME
 
-START = EPOCH.strftime("%m/%d/%Y")
-PG_ADMIN = "postgresql://postgres:trust@127.0.0.1:5432/test"
 DATASET = "listrak"
 Snapshot = dict[str, Counter[tuple[Any, ...]]]
 LAUNCHER = Path(__file__).with_name("kill_launcher.py")
@@ -50,15 +48,9 @@ def run_cli(env: dict[str, str], args: list[str], cwd: Path, *, count: Path | No
             kill_at: int | None = None) -> subprocess.CompletedProcess[str]:
     """``listrak-sync run`` through the launcher: its load's statements listed in ``count``, killed at ``kill_at``."""
     seam = [*(["--count", str(count)] if count else []), *(["--kill-at", str(kill_at)] if kill_at else [])]
-    return subprocess.run([sys.executable, str(LAUNCHER), *seam, "run", "--start-date", START, *args],
+    return subprocess.run([sys.executable, str(LAUNCHER), *seam, *RUN, *args],
                           env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
-
-
-def base_env(sim: Simulator, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "DESTINATION__", "SOURCES__"))}
-    env.update(LISTRAK_USERNAME=DEFAULT_USERNAME, LISTRAK_PASSWORD=DEFAULT_PASSWORD, LISTRAK_ENDPOINT=sim.url, **extra)
-    return env
 
 
 def truth(sim: Simulator) -> Snapshot:
@@ -118,7 +110,7 @@ class PostgresPlace(Place):
         self._admin(f'CREATE DATABASE "{self.database}"')
 
     def _admin(self, sql: str) -> None:
-        con = psycopg2.connect(PG_ADMIN)
+        con = psycopg2.connect(POSTGRES_DSN)
         con.autocommit = True
         try:
             with con.cursor() as cur:
@@ -127,7 +119,7 @@ class PostgresPlace(Place):
             con.close()
 
     def dsn(self) -> str:
-        return f"postgresql://postgres:trust@127.0.0.1:5432/{self.database}"
+        return f"{POSTGRES_DSN.rsplit('/', 1)[0]}/{self.database}"
 
     def args(self) -> list[str]:
         return ["--destination", "postgres"]
@@ -203,8 +195,7 @@ def assert_each_table_old_or_new(got: Snapshot, old: Snapshot, new: Snapshot, co
 
 
 def complete_in_process(sim: Simulator, place: Place, cwd: Path) -> None:
-    settings = Settings.from_mapping({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD,
-                                      "start_date": START, "endpoint": sim.url})
+    settings = settings_for(sim)
     old = os.environ.copy()
     os.environ.update(place.env())
     try:
@@ -227,7 +218,7 @@ def test_a_kill_inside_a_full_refresh_leaves_whole_tables(tmp_path: Path) -> Non
 
 def check_kills(place: Place, tmp_path: Path, extra: list[str]) -> None:
     with Simulator(scale="tiny", page_size=7) as sim:
-        env = base_env(sim, **place.env())
+        env = cli_env(sim.url, **place.env())
         first = run_cli(env, place.args(), tmp_path)
         assert first.returncode == 0, first.stderr
         old = place.read()
@@ -262,7 +253,7 @@ def check_kills(place: Place, tmp_path: Path, extra: list[str]) -> None:
 def test_random_kills_in_a_row_then_one_run_equals_a_full_load(place: Place, tmp_path: Path) -> None:
     rng = random.Random(7)
     with Simulator(scale="tiny", page_size=7) as sim:
-        env = base_env(sim, **place.env())
+        env = cli_env(sim.url, **place.env())
         assert run_cli(env, place.args(), tmp_path).returncode == 0
         sim.configure_faults(latency_ms=4)
         # Kills land within the span of a whole run on this machine, however fast it is today.
@@ -274,9 +265,8 @@ def test_random_kills_in_a_row_then_one_run_equals_a_full_load(place: Place, tmp
             before = place.read()
             sim.advance(rng.choice([0.5, 1, 2]))
             after = truth(sim)
-            proc = subprocess.Popen([sys.executable, "-m", "listrak_sync", "run", "--start-date", START,
-                                     *place.args()], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            proc = start_cli(*RUN, *place.args(), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.1, 0.9) * span)
             proc.send_signal(signal.SIGKILL)
             code = proc.wait(timeout=60)

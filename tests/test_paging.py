@@ -17,10 +17,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from helpers import settings_for
 
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor
-from listrak_sync.settings import Settings
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, Simulator
+from listrak_sync.simulator import Profile, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.soap.client import ListrakClient
 from listrak_sync.streams import Stream, get_stream
@@ -28,12 +28,6 @@ from listrak_sync.streams import Stream, get_stream
 SENDS = get_stream("message_sends")
 CLICKS = get_stream("message_clicks")
 OPENS = get_stream("message_opens")
-
-
-def settings_for(sim: Simulator, **options: Any) -> Settings:
-    values = {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": EPOCH,
-              "endpoint": sim.url, "backoff_base": 0.001, "backoff_max": 0.01, **options}
-    return Settings.from_mapping(values)
 
 
 @pytest.fixture(scope="module")

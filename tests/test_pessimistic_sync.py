@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import psycopg2
 import pytest
 from destination import normalize, read_duckdb
+from helpers import POSTGRES_DSN, RUN, START, cli, cli_env
 from test_extract import virtual_now
 
 from listrak_sync.pipeline.runner import RunSummary, replicate
@@ -26,7 +27,6 @@ from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES, STREAMS_BY_NAME, ColumnType
 
-PG_DSN = "postgresql://postgres:trust@127.0.0.1:5432/test"
 PROFILES = ("friendly", "pessimistic")
 ZONES = {"friendly": "UTC", "pessimistic": "America/New_York"}
 
@@ -54,20 +54,20 @@ class Target:
 
     def run(self, sim: Simulator, *, full_refresh: bool = False) -> RunSummary:
         settings = Settings.from_mapping({
-            "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": EPOCH.strftime("%m/%d/%Y"),
+            "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": START,
             "endpoint": sim.url, "source_timezone": ZONES[sim.profile.name], "max_retries": 3,
             "backoff_base": 0.01, "backoff_max": 0.05})
         if self.kind == "duckdb":
             return replicate(settings, duckdb_path=self.db, dataset=self.dataset, full_refresh=full_refresh,
                              clock=virtual_now(sim))
         from dlt.destinations import postgres
-        return replicate(settings, destination=postgres(credentials=PG_DSN), dataset=self.dataset,
+        return replicate(settings, destination=postgres(credentials=POSTGRES_DSN), dataset=self.dataset,
                          full_refresh=full_refresh, clock=virtual_now(sim))
 
     def read(self, table: str) -> list[dict[str, Any]]:
         if self.kind == "duckdb":
             return read_duckdb(self.db, self.dataset, table)
-        with psycopg2.connect(PG_DSN) as con, con.cursor() as cur:
+        with psycopg2.connect(POSTGRES_DSN) as con, con.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
             cur.execute(f'SELECT * FROM "{self.dataset}"."{table}"')
             names = [d[0] for d in cur.description]
@@ -75,12 +75,12 @@ class Target:
 
     def drop(self) -> None:
         if self.kind == "postgres":
-            with psycopg2.connect(PG_DSN) as con, con.cursor() as cur:
+            with psycopg2.connect(POSTGRES_DSN) as con, con.cursor() as cur:
                 for schema in (self.dataset, f"{self.dataset}_staging"):
                     cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     made = Target(request.param, tmp_path)
     yield made
@@ -154,7 +154,7 @@ def test_a_table_subset_run_keeps_the_other_tables_plan(tmp_path: Path) -> None:
         target.run(sim)
         sim.advance(1)
         settings_tables = Settings.from_mapping({
-            "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": EPOCH.strftime("%m/%d/%Y"),
+            "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": START,
             "endpoint": sim.url, "source_timezone": ZONES["pessimistic"], "tables": "message_clicks"})
         subset = replicate(settings_tables, duckdb_path=target.db, dataset=target.dataset, clock=virtual_now(sim))
         assert subset.mode == "incremental", subset.mode
@@ -194,11 +194,11 @@ def test_a_killed_incremental_run_then_the_next_keeps_the_contract(profile: str,
         for seconds in (2.0, 3.0):
             sim.advance(1)
             sim.configure_faults(latency_ms=250)
-            where = target.db if target.kind == "duckdb" else PG_DSN
+            where = target.db if target.kind == "duckdb" else POSTGRES_DSN
             proc = subprocess.Popen([sys.executable, "-c", _KILLABLE_RUN, sim.url, ZONES[profile], target.kind, where,
                                      target.dataset, virtual_now(sim)().isoformat(), DEFAULT_USERNAME,
                                      DEFAULT_PASSWORD,
-                                     EPOCH.strftime("%m/%d/%Y")],
+                                     START],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             time.sleep(seconds)
             proc.send_signal(signal.SIGKILL)
@@ -211,10 +211,6 @@ def test_a_killed_incremental_run_then_the_next_keeps_the_contract(profile: str,
 
 
 def test_under_asmx_faults_a_wrong_password_is_exit_3_and_a_refused_list_is_skipped_by_name(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     from listrak_sync.simulator import User
 
     with Simulator(scale="tiny", profile="pessimistic") as probe:
@@ -222,17 +218,14 @@ def test_under_asmx_faults_a_wrong_password_is_exit_3_and_a_refused_list_is_skip
     refused = list_ids[0]
     user = User("partial", "partial-pw", list_ids=frozenset(list_ids), refused_list_ids=frozenset({refused}))
     with Simulator(scale="tiny", page_size=5, profile="pessimistic", users=[user]) as sim:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__", "DESTINATION__"))}
-        env.update(LISTRAK_USERNAME="partial", LISTRAK_ENDPOINT=sim.url, LISTRAK_SOURCE_TIMEZONE="America/New_York")
-        args = [sys.executable, "-m", "listrak_sync", "run", "--start-date", EPOCH.strftime("%m/%d/%Y")]
-        wrong = subprocess.run(args, env={**env, "LISTRAK_PASSWORD": "wrong"}, cwd=tmp_path, capture_output=True,
-                               text=True, timeout=120, stdin=subprocess.DEVNULL)
+        eastern = {"LISTRAK_SOURCE_TIMEZONE": "America/New_York"}
+        wrong = cli(*RUN, env=cli_env(sim.url, username="partial", password="wrong", **eastern), cwd=tmp_path,
+                    timeout=120)
         assert wrong.returncode == 3, wrong.stderr
         assert "rejected the username or password" in wrong.stderr and sim.stats()["requests_total"] == 1
         sim.reset_stats()
         sim.reset_lockouts()
-        good = subprocess.run(args, env={**env, "LISTRAK_PASSWORD": "partial-pw"}, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        good = cli(*RUN, env=cli_env(sim.url, username="partial", password="partial-pw", **eastern), cwd=tmp_path)
         assert good.returncode == 0, good.stderr
         assert f"ListID {refused}" in good.stdout + good.stderr, good.stdout
         allowed = [i for i in list_ids if i != refused]

@@ -10,7 +10,8 @@ import threading
 import time
 
 import pytest
-from test_extract import extract_all, settings_for, virtual_now
+from helpers import wait_until
+from test_extract import extract_all, filtered_settings, virtual_now
 
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor
 from listrak_sync.pipeline.display import describe, display, format_duration
@@ -113,18 +114,25 @@ def test_off_a_terminal_a_heartbeat_line_every_interval_and_one_per_phase(caplog
     progress.phase("extract")
     progress.add_units(10)
     progress.unit_done("message_opens", 1234)
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "listrak_sync.progress"]
+
+    def beats() -> list[str]:
+        return [line for line in lines() if line.startswith("progress: extract 1/10 units (10.0%), 1,234 rows")]
+
+    started = time.monotonic()
     with display(progress, lambda: STATS, interactive=False, heartbeat_seconds=0.05):
-        time.sleep(0.5)
+        wait_until(lambda: len(beats()) >= 3)
         progress.phase("load")
-        time.sleep(0.2)
+        extract_seconds = time.monotonic() - started  # every extract line came within these
+        wait_until(lambda: any(line.startswith("progress: load 1/10 units") and "load running for" in line
+                               for line in lines()))
     assert not _progress_threads()
-    lines = [r.getMessage() for r in caplog.records if r.name == "listrak_sync.progress"]
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "listrak_sync.progress")
-    beats = [line for line in lines if line.startswith("progress: extract 1/10 units (10.0%), 1,234 rows")]
-    assert 3 <= len(beats) <= 11, lines  # about one per 0.05 s, on a busy shared machine fewer
-    assert "42 requests, 3 retries" in beats[0]
-    assert sum(line.startswith("progress: phase load started; 1/10 units") for line in lines) == 1
-    assert any(line.startswith("progress: load 1/10 units") and "load running for" in line for line in lines)
+    assert len(beats()) <= extract_seconds / 0.05 + 1, lines()  # never more than one per interval
+    assert "42 requests, 3 retries" in beats()[0]
+    assert sum(line.startswith("progress: phase load started; 1/10 units") for line in lines()) == 1
 
 
 def test_the_heartbeat_shows_while_the_root_logger_is_at_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -157,7 +165,7 @@ def test_at_a_terminal_a_live_line_with_units_rows_and_phase() -> None:
     logging.getLogger().addHandler(handler)
     try:
         with display(progress, lambda: STATS, interactive=True, stream=out):
-            _run_some(progress)
+            _run_some(progress, out)
             assert handler.stream is not out, "log lines go through the live display, above its line"
             logging.getLogger("listrak_sync.extract").warning("Skipped list 7: refused")
     finally:
@@ -171,14 +179,19 @@ def test_at_a_terminal_a_live_line_with_units_rows_and_phase() -> None:
     assert "Skipped list 7: refused\n" in text, "the log line is still printed, whole"
 
 
-def _run_some(progress: RunProgress) -> None:
+def _run_some(progress: RunProgress, out: io.StringIO) -> None:
+    """Three units done, then the load step, each once the display (its own thread) has drawn it."""
+
+    def drawn(pattern: str) -> bool:
+        return re.search(pattern, ANSI.sub("", out.getvalue())) is not None
+
     progress.phase("extract")
     progress.add_units(12)
     for _ in range(3):
         progress.unit_done("message_sends", 1500)
-    time.sleep(0.6)  # the display refreshes four times a second
+    wait_until(lambda: drawn("3/12 units"))
     progress.phase("load")
-    time.sleep(0.6)
+    wait_until(lambda: drawn(r"load .*\d+s in load"))
 
 
 def test_the_live_line_puts_log_lines_above_itself_and_gives_stderr_back_on_interrupt() -> None:
@@ -197,7 +210,7 @@ def test_the_live_line_puts_log_lines_above_itself_and_gives_stderr_back_on_inte
 
 
 def test_extractor_reports_every_unit_and_every_row() -> None:
-    with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(settings_for(sim, concurrency=4)) as client:
+    with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(filtered_settings(sim, concurrency=4)) as client:
         progress = RunProgress(client.stats.as_dict)
         extractor = Extractor(client, client.settings, now=virtual_now(sim), progress=progress)
         tables = extract_all(extractor)
@@ -212,7 +225,7 @@ def test_extractor_reports_every_unit_and_every_row() -> None:
 
 
 def test_activity_closed_early_leaves_its_units_undone() -> None:
-    with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(settings_for(sim, concurrency=2)) as client:
+    with Simulator(scale="tiny", page_size=7) as sim, ListrakClient(filtered_settings(sim, concurrency=2)) as client:
         extractor = Extractor(client, client.settings, now=virtual_now(sim))
         msg_ids = extractor.messages(sim.account.list_ids()[0]).column("MsgID").to_pylist()
         activity = extractor.message_activity([get_stream("message_sends")], msg_ids)

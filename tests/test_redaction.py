@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+from helpers import clean_env, cli, cli_env
 from test_hostile_http import HostileServer
 
 from listrak_sync.logs import RedactingFilter
@@ -81,10 +81,6 @@ def echo_server(request: pytest.FixtureRequest) -> Iterator[HostileServer]:
     server.close()
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__"))}
-
-
 def assert_redacted(result: subprocess.CompletedProcess[str], server: HostileServer) -> None:
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -94,11 +90,9 @@ def assert_redacted(result: subprocess.CompletedProcess[str], server: HostileSer
 
 
 def test_listrak_sync_debug_check_never_shows_an_echoed_password(echo_server: HostileServer, tmp_path: Path) -> None:
-    env = {**clean_env(), "LISTRAK_USERNAME": "canary-user", "LISTRAK_PASSWORD": CANARY,
-           "LISTRAK_ENDPOINT": echo_server.url, "LISTRAK_MAX_RETRIES": "1", "LISTRAK_BACKOFF_BASE": "0.01",
-           "LISTRAK_BACKOFF_MAX": "0.02"}
-    result = subprocess.run([sys.executable, "-m", "listrak_sync", "--debug", "check"], capture_output=True,
-                            text=True, env=env, cwd=tmp_path, timeout=120)
+    env = cli_env(echo_server.url, username="canary-user", password=CANARY, LISTRAK_MAX_RETRIES="1",
+                  LISTRAK_BACKOFF_BASE="0.01", LISTRAK_BACKOFF_MAX="0.02")
+    result = cli("--debug", "check", env=env, cwd=tmp_path, timeout=120)
     assert_redacted(result, echo_server)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import zeep
+from helpers import START, clean_env
 from tap_helpers import (
     RFC3339_UTC,
     TAP,
@@ -22,7 +23,6 @@ from tap_helpers import (
     TEXT_DATES,
     assert_records_cover,
     assert_records_match,
-    clean_env,
     config_for,
     parse_messages,
     parse_rfc3339,
@@ -97,7 +97,7 @@ def test_tap_piped_into_a_singer_target_writes_every_table_as_ground_truth(tmp_p
     out_dir = tmp_path / "target-out"
     with Simulator(scale="tiny", page_size=7) as sim:
         config = write_json(tmp_path / "config.json",
-                            config_for(sim, start_date=EPOCH.strftime("%m/%d/%Y"), concurrency=4))
+                            config_for(sim, start_date=START, concurrency=4))
         catalog = write_json(tmp_path / "catalog.json", discovered_catalog())
         target_config = write_json(tmp_path / "target.json",
                                    {"destination_path": str(out_dir), "do_timestamp_file": False})

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import REPO, clean_env, cli, cli_env
 from tap_helpers import (
-    REPO,
     TAP_LISTRAK_KEYS,
     TEXT_DATES,
-    clean_env,
     config_for,
     parse_messages,
     records_of,
@@ -37,7 +36,7 @@ from tap_helpers import (
 from listrak_sync.engine.state import SingerState
 from listrak_sync.errors import ConfigError
 from listrak_sync.settings import Settings
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
+from listrak_sync.simulator import DEFAULT_PASSWORD, Simulator, User
 from listrak_sync.singer.about import TAP_OPTIONS
 from listrak_sync.singer.catalog import discover, read_selection, record_properties, text_dates
 from listrak_sync.singer.main import settings_from_config
@@ -209,10 +208,7 @@ def test_every_tap_setting_and_flag_is_in_the_manual_s_singer_page() -> None:
 
 
 def _listrak_check(sim: Simulator, password: str) -> str:
-    env = clean_env() | {"LISTRAK_USERNAME": DEFAULT_USERNAME, "LISTRAK_PASSWORD": password,
-                         "LISTRAK_ENDPOINT": sim.url}
-    result = subprocess.run([sys.executable, "-m", "listrak_sync", "check"], capture_output=True, text=True, env=env,
-                            stdin=subprocess.DEVNULL, timeout=120)
+    result = cli("check", env=cli_env(sim.url, password=password), timeout=120)
     assert result.returncode == 3, result.stderr
     return result.stderr.strip().removeprefix("Error: ")
 
@@ -264,10 +260,8 @@ def test_an_unreachable_endpoint_is_configuration_exit_2_as_in_listrak_sync_chec
     config = {"username": "u", "password": "pw-1234", "start_date": "2024-01-01", "endpoint": endpoint,
               "max_retries": 0}
     result = run_tap("--config", write_json(tmp_path / "config.json", config), *flags)
-    env = clean_env() | {"LISTRAK_USERNAME": "u", "LISTRAK_PASSWORD": "pw-1234", "LISTRAK_ENDPOINT": endpoint,
-                         "LISTRAK_MAX_RETRIES": "0"}
-    check = subprocess.run([sys.executable, "-m", "listrak_sync", "check"], capture_output=True, text=True, env=env,
-                           stdin=subprocess.DEVNULL, timeout=120)
+    check = cli("check", env=cli_env(endpoint, username="u", password="pw-1234", LISTRAK_MAX_RETRIES="0"),
+                timeout=120)
     assert (result.returncode, check.returncode) == (2, 2), (result.stderr, check.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("CRITICAL Cannot connect") and "Traceback" not in result.stderr

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import clean_env
 from tap_helpers import (
     assert_records_cover,
-    clean_env,
     config_for,
     parse_messages,
     recorded,
