@@ -146,7 +146,8 @@ def wsdl_schema() -> xmlschema.XMLSchema:
 
 @pytest.fixture(autouse=True)
 def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run each test without the developer's LISTRAK_*, SOURCES__*, DESTINATION__*, DLT_* ... variables."""
+    """Run each test without LISTRAK_*, SOURCES__*, DESTINATION__*, DLT_* ... variables, even those an
+    earlier test set and left behind."""
     for name in [name for name in os.environ if is_developer_setting(name)]:
         monkeypatch.delenv(name)
 
@@ -156,6 +157,10 @@ _strict = pytest.StashKey[bool]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_strict] = os.environ.get(STRICT_SKIPS, "") not in ("", "0")
+    # Before collection too: importing a module may read settings (the Dagster module builds its
+    # definitions from the environment).
+    for name in [name for name in os.environ if is_developer_setting(name)]:
+        del os.environ[name]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
