@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import START
 from tap_helpers import config_for, parse_messages, run_tap, states_of, write_json
 
 from listrak_sync.engine.plan import PLAN_VERSION
@@ -22,10 +23,8 @@ from listrak_sync.engine.sync import Policy, SyncEngine
 from listrak_sync.pipeline.runner import replicate
 from listrak_sync.settings import Settings
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Profile, Simulator
-from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import get_stream
 
-START = EPOCH.strftime("%m/%d/%Y")
 OPTIONS = {"concurrency": 1, "max_retries": 2, "backoff_base": 0.01, "backoff_max": 0.05}
 
 

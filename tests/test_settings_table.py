@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import clean_env
 
 from listrak_sync.cli import cli
 from listrak_sync.cli.docs import settings_block
@@ -114,9 +115,8 @@ else:
 
 def gather_in(project: Path, home: Path, env: dict[str, str], flags: dict[str, str] | None = None,
               account: str = "") -> dict[str, object]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LISTRAK_", "SOURCES__", "DLT_"))}
     result = subprocess.run([sys.executable, "-c", GATHER, json.dumps(flags or {}), account], cwd=project,
-                            env={**clean, "HOME": str(home), **env}, capture_output=True, text=True, timeout=60)
+                            env=clean_env() | {"HOME": str(home), **env}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     parsed: dict[str, object] = json.loads(result.stdout)
     return parsed
