@@ -4,7 +4,8 @@
 - ``soap``: a :class:`SoapCaller` bound to ``simulator`` that posts hand-written envelopes.
 - ``wsdl_schema``: the XML Schema embedded in the bundled WSDL (xmlschema), to validate
   response bodies against the contract.
-- Every test runs without the developer's settings in the environment (``helpers.clean_env``).
+- Every test runs without the developer's settings in the environment (``helpers.clean_env``),
+  and with a temporary directory of the session's own (runs lock their dataset there).
 - A test marked ``postgres`` skips when no server listens on 127.0.0.1:5432.
 - ``LISTRAK_SYNC_STRICT_SKIPS=1`` (``.ci/run`` sets it) turns every skip into a failure, so CI
   runs every test or fails.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -150,6 +152,20 @@ def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     earlier test set and left behind."""
     for name in [name for name in os.environ if is_developer_setting(name)]:
         monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temporary directory of this session's own, for it and every process it starts.
+
+    Runs lock their dataset in the temporary directory, for the whole machine: another checkout's
+    tests or a developer's own sync into the same dataset would otherwise refuse this session's runs.
+    """
+    own = str(tmp_path_factory.mktemp("tmpdir"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", own)
+        patch.setattr(tempfile, "tempdir", own)
+        yield
 
 
 _strict = pytest.StashKey[bool]()

@@ -74,17 +74,15 @@ def test_a_second_run_into_the_same_dataset_fails_fast(sim: Simulator, tmp_path:
 def test_filesystem_destination_equals_a_full_load_after_clock_moves(sim: Simulator, tmp_path: Path) -> None:
     bucket = tmp_path / "bucket"
     env = cli_env(sim.url, DESTINATION__FILESYSTEM__BUCKET_URL=bucket.as_uri())
-    # Runs lock a dataset per destination name on this machine: its own name, apart from other test runs.
-    dataset = f"files_{uuid.uuid4().hex[:8]}"
     for step in (0.0, 3.0, 1.0):
         sim.advance(step)
-        result = cli(*RUN, "--destination", "filesystem", "--dataset", dataset, env=env, cwd=tmp_path)
+        result = cli(*RUN, "--destination", "filesystem", env=env, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "cannot merge" in result.stdout, result.stdout
         assert "Falling back" not in result.stderr and "WARNING" not in result.stderr
         with duckdb.connect() as con:
             for table in STREAM_NAMES:
-                files = sorted((bucket / dataset / table).glob("*"))
+                files = sorted((bucket / "listrak" / table).glob("*"))
                 assert files, table
                 cursor = con.execute(f"SELECT * FROM read_parquet({[str(f) for f in files]!r})")
                 names = [d[0] for d in cursor.description]
