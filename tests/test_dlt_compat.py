@@ -16,6 +16,7 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
+from helpers import POSTGRES_DSN
 
 
 def internal(where: str, assumption: int) -> Any:
@@ -34,9 +35,6 @@ def compat() -> Any:
         return importlib.import_module("listrak_sync.pipeline.dlt_compat")
     except ImportError as exc:
         pytest.fail(f"listrak_sync.pipeline.dlt_compat cannot import with dlt {dlt.__version__}: {exc}")
-
-
-PG = "postgresql://postgres:trust@127.0.0.1:5432/test"
 
 
 def parameters(function: Any) -> list[str]:
@@ -112,7 +110,7 @@ def test_4_sql_clients_open_observe_and_qualify_as_we_assume(tmp_path: Path) -> 
 @pytest.mark.postgres
 def test_4_postgres_statements_pass_the_observer(tmp_path: Path) -> None:
     seen: list[str] = []
-    destination = compat().TransactionalPostgres(credentials=PG)
+    destination = compat().TransactionalPostgres(credentials=POSTGRES_DSN)
     destination.observe = lambda sql, when: seen.append(when)
     pipeline = dlt.pipeline(pipeline_name="compat_check_pg", destination=destination, dataset_name="compat",
                             pipelines_dir=str(tmp_path / "work"))
@@ -213,6 +211,6 @@ def test_8_options_left_at_their_defaults_leave_the_configuration_to_the_user(
     assert factory().config_params == {}, "dlt took a default of the factory's __init__ for an explicit option"
     assert factory(destination_name="x").config_params == {"destination_name": "x"}
     if name == "TransactionalPostgres":
-        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", PG)
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES_DSN)
         configured = factory(destination_name="postgres").configuration(None, accept_partial=True)
         assert configured.credentials.database == "test"

@@ -18,11 +18,10 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
+from helpers import settings_for
 
 from listrak_sync.pipeline.runner import replicate
-from listrak_sync.settings import Settings
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
-from listrak_sync.simulator.data import EPOCH
+from listrak_sync.simulator import Simulator
 
 OUR_DEFAULTS = ("EXTRACT__NEXT_ITEM_MODE", "LOAD__TRUNCATE_STAGING_DATASET")
 
@@ -38,11 +37,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in OUR_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
-
-
-def settings(sim: Simulator) -> Settings:
-    return Settings.from_mapping({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD,
-                                  "start_date": EPOCH.strftime("%m/%d/%Y"), "endpoint": sim.url})
 
 
 def process_state() -> dict[str, Any]:
@@ -74,14 +68,14 @@ def run_reporting_dlt_settings(sim: Simulator, db: Path) -> dict[str, tuple[Any,
         used.update({v.key: (v.value, v.provider_name) for v in trace.resolved_config_values
                      if v.key in ("next_item_mode", "truncate_staging_dataset")})
 
-    replicate(settings(sim), duckdb_path=str(db), run_pipeline=run_pipeline)
+    replicate(settings_for(sim), duckdb_path=str(db), run_pipeline=run_pipeline)
     return used
 
 
 def test_a_run_leaves_the_environment_and_the_process_as_they_were(
         sim: Simulator, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
     before = process_state()
-    replicate(settings(sim), duckdb_path=str(tmp_path / "plain.duckdb"))
+    replicate(settings_for(sim), duckdb_path=str(tmp_path / "plain.duckdb"))
     assert process_state() == before
     assert staged_rows(tmp_path / "plain.duckdb") == 0  # our default: the staging copies are emptied
 
@@ -105,7 +99,7 @@ def test_a_users_own_dlt_settings_are_kept_and_used(sim: Simulator, tmp_path: Pa
 
 def test_another_pipeline_in_the_process_keeps_dlts_own_defaults(sim: Simulator, tmp_path: Path,
                                                                  clean_env: pytest.MonkeyPatch) -> None:
-    replicate(settings(sim), duckdb_path=str(tmp_path / "ours.duckdb"))
+    replicate(settings_for(sim), duckdb_path=str(tmp_path / "ours.duckdb"))
     other = dlt.pipeline(pipeline_name="someone_elses", destination=dlt.destinations.duckdb(str(tmp_path / "o.duckdb")),
                          pipelines_dir=str(tmp_path / "work"))
     other.run([{"id": 1}], table_name="things", write_disposition="merge", primary_key="id")

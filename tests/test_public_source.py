@@ -12,13 +12,12 @@ import dlt
 import duckdb
 import psutil
 from destination import assert_matches_truth
+from helpers import START
 
 from listrak_sync.pipeline.source import listrak_source
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
 from listrak_sync.simulator.data import EPOCH
 from listrak_sync.streams import STREAM_NAMES
-
-START = EPOCH.strftime("%m/%d/%Y")
 
 
 def _source(sim: Simulator) -> dlt.sources.DltSource:

@@ -30,7 +30,7 @@ from tap_helpers import (
     states_of,
     write_json,
 )
-from test_extract import settings_for
+from test_extract import filtered_settings
 from test_hostile_http import HostileServer
 from test_parse import opens, read, response
 
@@ -137,7 +137,7 @@ def test_the_simulator_dates_its_answers_by_its_virtual_clock() -> None:
 def test_the_extractor_s_now_is_the_service_s_clock_not_this_machine_s(
     days: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with Simulator(scale="tiny") as sim, ListrakClient(settings_for(sim)) as client:
+    with Simulator(scale="tiny") as sim, ListrakClient(filtered_settings(sim)) as client:
         sim.set_now((machine_now() + timedelta(days=days)).replace(tzinfo=None))
         extractor = Extractor(client, client.settings)
         with caplog.at_level(logging.DEBUG, logger="listrak_sync.soap.client"):
@@ -221,7 +221,7 @@ def test_a_run_without_a_clock_asks_up_to_the_service_s_time(tmp_path: Path, cap
     db, work = str(tmp_path / "run.duckdb"), str(tmp_path / "work")
     with Simulator(scale="tiny", page_size=7) as sim:
         sim.set_now(datetime(2026, 5, 27, 8))
-        settings = settings_for(sim, start_date=EPOCH)
+        settings = filtered_settings(sim, start_date=EPOCH)
         for advance in (0, 1):
             sim.advance(advance)
             caplog.clear()
