@@ -248,3 +248,17 @@ def test_check_lists_the_visible_lists(sim: Simulator, tmp_path: Path) -> None:
     for row in sim.account.lists():
         assert str(row["ListID"]) in result.stdout
     assert sum(sim.stats()["requests"].values()) == 1
+
+
+def test_a_sigterm_that_dlt_s_own_handler_took_still_exits_143() -> None:
+    """During some of dlt's steps its handler takes SIGTERM and raises its own interrupt."""
+    import signal as signals
+
+    from dlt.common.exceptions import SignalReceivedException
+
+    from listrak_sync.cli.main import Terminated, _is_sigterm
+
+    assert _is_sigterm(Terminated())
+    assert _is_sigterm(SignalReceivedException(signals.SIGTERM))
+    assert not _is_sigterm(SignalReceivedException(signals.SIGINT))
+    assert not _is_sigterm(KeyboardInterrupt())

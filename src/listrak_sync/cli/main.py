@@ -84,13 +84,19 @@ def _errors(debug: bool) -> Iterator[None]:
         sys.stdout.flush()
         # Worker threads may be waiting on the network; nothing they hold needs them to finish
         # (the destination is transactional and the working folder is already removed).
-        os._exit(EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED)
+        os._exit(EXIT_TERMINATED if _is_sigterm(exc) else EXIT_INTERRUPTED)
     except ListrakSyncError as exc:
         _report(exc, debug)
         _fail(str(exc), exit_code(exc))
     except Exception as exc:
         _report(exc, debug)
         _fail(f"Unexpected {type(exc).__name__}: {exc}. Run again with --debug for details.", EXIT_ERROR)
+
+
+def _is_sigterm(exc: KeyboardInterrupt) -> bool:
+    # During some of dlt's steps its own handler takes the signal and raises dlt's
+    # SignalReceivedException (a KeyboardInterrupt carrying the signal) instead of ours.
+    return isinstance(exc, Terminated) or getattr(exc, "signal_code", None) == signal.SIGTERM
 
 
 def _report(exc: BaseException, debug: bool) -> None:
