@@ -71,7 +71,16 @@ def duckdb_credentials(path: Path) -> DuckDbCredentials:
     return credentials
 
 
-class TransactionalDuckDb(duckdb_factory):
+class _Transactional:
+    """Declares transactions (1 above): dlt then merges and replaces a table in one transaction."""
+
+    def _raw_capabilities(self) -> Any:
+        caps = super()._raw_capabilities()  # type: ignore[misc]
+        caps.supports_transactions = True
+        return caps
+
+
+class TransactionalDuckDb(_Transactional, duckdb_factory):
     """dlt's DuckDB destination with transactions, catalog-qualified names and hooks (1-4 above).
 
     Built as dlt's ``duckdb`` factory is; then set ``connect``, which opens each connection dlt
@@ -83,11 +92,6 @@ class TransactionalDuckDb(duckdb_factory):
     connect: Connector = staticmethod(lambda open_connection: open_connection())
     observe: StatementObserver = staticmethod(lambda statement, when: None)
 
-    def _raw_capabilities(self) -> Any:
-        caps = super()._raw_capabilities()
-        caps.supports_transactions = True
-        return caps
-
     @property
     def client_class(self) -> Any:
         sql_client = type("ListrakDuckDbSqlClient", (_ObservedSqlClient, _CatalogQualifiedSqlClient),
@@ -95,7 +99,7 @@ class TransactionalDuckDb(duckdb_factory):
         return type("ListrakDuckDbClient", (_ReplacedSqlClient, DuckDbClient), {"sql_client_class": sql_client})
 
 
-class TransactionalPostgres(postgres_factory):
+class TransactionalPostgres(_Transactional, postgres_factory):
     """dlt's PostgreSQL destination with transactions and a statement observer (1-4 above).
 
     Built as dlt's ``postgres`` factory is; then set ``observe``, told every statement before
@@ -103,11 +107,6 @@ class TransactionalPostgres(postgres_factory):
     """
 
     observe: StatementObserver = staticmethod(lambda statement, when: None)
-
-    def _raw_capabilities(self) -> Any:
-        caps = super()._raw_capabilities()
-        caps.supports_transactions = True
-        return caps
 
     @property
     def client_class(self) -> Any:
