@@ -46,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache listrak.duckdb demo.duckdb
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache listrak_sync.duckdb demo.duckdb

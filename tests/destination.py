@@ -56,7 +56,7 @@ def read_duckdb(path: str, dataset: str, table: str) -> list[dict[str, Any]]:
     with duckdb.connect(path, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         catalog = con.execute("SELECT current_database()").fetchone()[0]
-        # catalog-qualified: the file may share the dataset's name (listrak.duckdb, listrak)
+        # catalog-qualified: the file may share the dataset's name (e.g. listrak.duckdb, listrak)
         cursor = con.execute(f'SELECT * FROM "{catalog}"."{dataset}"."{table}"')
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

@@ -75,7 +75,7 @@ def assert_account_equals_truth(db: Path, dataset: str, sim: Simulator, user: Us
 
 def test_each_account_lands_in_its_own_dataset_and_all_runs_both(sim: Simulator, tmp_path: Path) -> None:
     env = project(tmp_path, sim)
-    db = tmp_path / "listrak.duckdb"
+    db = tmp_path / "listrak_sync.duckdb"
     one = cli("run", "--account", "brand_a", env=env, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     assert "dataset 'brand_a'" in one.stdout and "brand_b" not in one.stdout
@@ -274,6 +274,6 @@ def test_the_manuals_many_accounts_example_works_as_written(tmp_path: Path) -> N
             start = parse_start_date(own.get("start_date", shared["start_date"]))
             tables = own["tables"].split(",") if "tables" in own else STREAM_NAMES
             for table in tables:
-                assert_matches_truth(table, read_duckdb(str(tmp_path / "listrak.duckdb"), own.get("dataset", name),
+                assert_matches_truth(table, read_duckdb(str(tmp_path / "listrak_sync.duckdb"), own.get("dataset", name),
                                                         table),
                                      simulator.account.ground_truth(table, start, list_ids=user.list_ids))

@@ -108,7 +108,7 @@ def test_materializing_every_asset_equals_the_ground_truth_with_the_summary_as_m
     settings_env.setenv("LISTRAK_PASSWORD", EVERYONE.password)
     result = materialize(build_defs())
     assert result.success
-    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim, EVERYONE)
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim, EVERYONE)
     found = metadata(result)
     assert set(found) == set(STREAM_NAMES)
     for table, values in found.items():
@@ -116,18 +116,18 @@ def test_materializing_every_asset_equals_the_ground_truth_with_the_summary_as_m
         assert values["table_requests"] > 0 and values["requests"] >= values["table_requests"], table
         assert values["requests_by_operation"][STREAMS_BY_NAME[table].operation] == values["table_requests"]
         assert values["skipped"] == [] and values["mode"] == "full refresh: first run"
-        assert values["dataset"] == "listrak" and values["location"] == str(tmp_path / "listrak.duckdb")
+        assert values["dataset"] == "listrak" and values["location"] == str(tmp_path / "listrak_sync.duckdb")
 
     sim.advance(days=2)  # a second materialization continues from what the destination holds
     again = materialize(build_defs())
     assert again.success
     assert metadata(again)["lists"]["mode"] == "incremental"
-    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim, EVERYONE)
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim, EVERYONE)
 
     sim.advance(days=1)  # and the CLI takes its turn on the same dataset, from the same plan
     result = cli("run", env=os.environ, cwd=tmp_path)  # the settings above, from the environment
     assert result.returncode == 0 and "(incremental)" in result.stdout, result.stderr
-    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim, EVERYONE)
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim, EVERYONE)
 
 
 def test_partitions_are_the_named_accounts_each_into_its_own_dataset(
@@ -145,11 +145,11 @@ def test_partitions_are_the_named_accounts_each_into_its_own_dataset(
         assert result.success, account
         assert set(metadata(result)) == set(tables)
         assert {values["account"] for values in metadata(result).values()} == {account}
-        assert_equals_truth(tmp_path / "listrak.duckdb", account, sim, user, tables)
+        assert_equals_truth(tmp_path / "listrak_sync.duckdb", account, sim, user, tables)
     # a subset of the assets replicates only those tables (dlt still reads their parents)
     subset = materialize(defs, partition_key="brand_a", selection=[asset_key("message_opens")])
     assert subset.success and set(metadata(subset)) == {"message_opens"}
-    assert_equals_truth(tmp_path / "listrak.duckdb", "brand_a", sim, BRAND_A, ("message_opens",))
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "brand_a", sim, BRAND_A, ("message_opens",))
 
 
 def test_a_failed_run_is_a_one_line_failure_without_the_password(settings_env: pytest.MonkeyPatch) -> None:
@@ -184,7 +184,7 @@ def test_the_dagster_command_as_written_fills_the_destination(sim: Simulator, tm
         seconds[name] = time.monotonic() - started
         assert result.returncode == 0, result.stderr[-3000:]
         assert EVERYONE.password not in result.stdout + result.stderr
-        assert_equals_truth(where / "listrak.duckdb", "listrak", sim, EVERYONE)
+        assert_equals_truth(where / "listrak_sync.duckdb", "listrak", sim, EVERYONE)
     print(f"\nwall time, same account, fresh destination: dagster {seconds['dagster']:.1f}s, "
           f"listrak-sync run {seconds['cli']:.1f}s, overhead {seconds['dagster'] - seconds['cli']:.1f}s")
 

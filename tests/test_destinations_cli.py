@@ -51,7 +51,7 @@ def test_two_datasets_of_one_file_at_once_both_succeed(sim: Simulator, tmp_path:
     for code, (_, stderr) in results:
         assert code == 0, stderr
     for name in ("brand_a", "brand_b"):
-        assert_equals_truth(tmp_path / "listrak.duckdb", name, sim)
+        assert_equals_truth(tmp_path / "listrak_sync.duckdb", name, sim)
 
 
 def test_a_second_run_into_the_same_dataset_fails_fast(sim: Simulator, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_second_run_into_the_same_dataset_fails_fast(sim: Simulator, tmp_path:
     sim.configure_faults(outage_seconds=0)
     _, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
-    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim)
 
 
 def test_filesystem_destination_equals_a_full_load_after_clock_moves(sim: Simulator, tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_bad_run_values_are_one_line_and_nothing_is_written(
 ) -> None:
     result = cli(*RUN, *args, env=cli_env(sim.url), cwd=tmp_path)
     one_line_error(result, 2, needle)
-    assert not (tmp_path / "listrak.duckdb").exists()
+    assert not (tmp_path / "listrak_sync.duckdb").exists()
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
@@ -176,7 +176,7 @@ def test_an_interrupt_is_one_line_and_keeps_the_last_complete_load(
     # each table is whole (the previous load, as the clock move changed nothing already loaded
     # or the new one); the next run completes the job
     assert cli(*RUN, env=env, cwd=tmp_path).returncode == 0
-    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim)
 
 
 @pytest.mark.postgres
@@ -206,7 +206,7 @@ def test_the_destination_is_the_source_of_truth_for_the_plan(sim: Simulator, tmp
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     here.mkdir()
     elsewhere.mkdir()
-    db = here / "listrak.duckdb"
+    db = here / "listrak_sync.duckdb"
     assert cli(*RUN, env=env, cwd=here).returncode == 0
     backup = tmp_path / "backup.duckdb"
     backup.write_bytes(db.read_bytes())
@@ -221,7 +221,7 @@ def test_the_destination_is_the_source_of_truth_for_the_plan(sim: Simulator, tmp
     assert "incremental" in result.stdout
     assert_equals_truth(db, "listrak", sim)
     # another file with the same dataset name: a first run there, complete
-    other = elsewhere / "listrak.duckdb"
+    other = elsewhere / "listrak_sync.duckdb"
     assert cli(*RUN, env=env, cwd=elsewhere).returncode == 0
     assert_equals_truth(other, "listrak", sim)
 
@@ -282,7 +282,7 @@ def test_a_run_survives_30_percent_faults_and_an_outage_in_the_middle(tmp_path: 
         assert proc.returncode == 0, stderr
         faults = sim.stats()["faults"]
         assert faults.get("unavailable", 0) > 10 and sum(faults.values()) > 30, faults
-        assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+        assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim)
 
 
 def test_a_duckdb_memory_limit_it_cannot_read_is_one_line_and_nothing_is_written(
@@ -290,7 +290,7 @@ def test_a_duckdb_memory_limit_it_cannot_read_is_one_line_and_nothing_is_written
 ) -> None:
     result = cli(*RUN, env=cli_env(sim.url, LISTRAK_DUCKDB_MEMORY_LIMIT="lots"), cwd=tmp_path)
     one_line_error(result, 2, "duckdb_memory_limit 'lots' is not a size")
-    assert not (tmp_path / "listrak.duckdb").exists()
+    assert not (tmp_path / "listrak_sync.duckdb").exists()
     assert sim.stats()["requests_total"] == 0
 
 
@@ -300,8 +300,29 @@ def test_duckdb_out_of_its_memory_limit_is_one_line_naming_the_setting_and_keeps
     assert cli(*RUN, env=cli_env(sim.url), cwd=tmp_path).returncode == 0
     result = cli(*RUN, "--full-refresh", env=cli_env(sim.url, LISTRAK_DUCKDB_MEMORY_LIMIT="1MB"), cwd=tmp_path)
     one_line_error(result, 1, "Raise it, e.g. LISTRAK_DUCKDB_MEMORY_LIMIT=")
-    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim)
     # The default limit loads the same account: the limit is DuckDB's working memory, not the data's size.
     result = cli(*RUN, "--full-refresh", env=cli_env(sim.url, LISTRAK_DUCKDB_MEMORY_LIMIT="32MB"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert_equals_truth(tmp_path / "listrak.duckdb", "listrak", sim)
+    assert_equals_truth(tmp_path / "listrak_sync.duckdb", "listrak", sim)
+
+
+def test_the_default_file_is_queried_as_dataset_dot_table_and_an_old_default_file_goes_on(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    env = cli_env(sim.url)
+    fresh, old = tmp_path / "fresh", tmp_path / "old"
+    fresh.mkdir()
+    old.mkdir()
+    assert cli(*RUN, env=env, cwd=fresh).returncode == 0
+    with duckdb.connect(str(fresh / "listrak_sync.duckdb"), read_only=True) as con:
+        count = con.execute("SELECT count(*) FROM listrak.messages").fetchone()
+    assert count == (len(sim.account.ground_truth("messages", EPOCH)),)
+    # A directory an earlier version replicated into keeps its file, with one warning.
+    assert cli(*RUN, "--duckdb", "listrak.duckdb", env=env, cwd=old).returncode == 0
+    again = cli(*RUN, env=env, cwd=old)
+    assert again.returncode == 0, again.stderr
+    assert "Using listrak.duckdb, the default DuckDB file of earlier versions" in again.stderr
+    assert not (old / "listrak_sync.duckdb").exists()
+    assert str(old / "listrak.duckdb") in again.stdout
+    assert_equals_truth(old / "listrak.duckdb", "listrak", sim)

@@ -83,7 +83,7 @@ class DuckDbPlace(Place):
     name = "duckdb"
 
     def __init__(self, root: Path) -> None:
-        self.file, self.base = root / "listrak.duckdb", root / "base.duckdb"
+        self.file, self.base = root / "listrak_sync.duckdb", root / "base.duckdb"
 
     def args(self) -> list[str]:
         return ["--duckdb", str(self.file)]

@@ -231,6 +231,6 @@ def test_under_asmx_faults_a_wrong_password_is_exit_3_and_a_refused_list_is_skip
         allowed = [i for i in list_ids if i != refused]
         for table in ("messages", "message_opens", "subscribed_contacts"):
             truth = utc_truth(table, sim.account.ground_truth(table, EPOCH, list_ids=allowed), ZONES["pessimistic"])
-            got = read_duckdb(str(tmp_path / "listrak.duckdb"), "listrak", table)
+            got = read_duckdb(str(tmp_path / "listrak_sync.duckdb"), "listrak", table)
             stream = STREAMS_BY_NAME[table]
             assert normalize(stream, got, listrak_names=False) == normalize(stream, truth, listrak_names=True), table

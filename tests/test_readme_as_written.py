@@ -250,7 +250,7 @@ def check_run_elsewhere(block: Block, test_file: str) -> None:
 
 def after_readme(run: PageRun) -> None:
     # The quick start's run loaded the README user's account, as the simulator holds it.
-    db = run.work / "listrak.duckdb"
+    db = run.work / "listrak_sync.duckdb"
     run_line = next(line for line in commands(section("Quick start")) if line.startswith("listrak-sync run"))
     start = parse_start_date(shlex.split(run_line)[shlex.split(run_line).index("--start-date") + 1])
     for table in ("lists", "messages", "message_clicks", "subscribed_contacts"):
@@ -355,7 +355,7 @@ def test_configuration_files_as_written_need_no_flags(sim: Simulator, tmp_path: 
     assert result.returncode == 0, result.stderr
     assert "'listrak_opens'" in result.stdout
     start = parse_start_date("01/01/2024")
-    db = str(tmp_path / "listrak.duckdb")
+    db = str(tmp_path / "listrak_sync.duckdb")
     for table in ("lists", "messages", "message_opens"):
         assert_matches_truth(table, read_duckdb(db, "listrak_opens", table), sim.account.ground_truth(table, start))
     import duckdb

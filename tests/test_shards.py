@@ -50,7 +50,7 @@ def sim() -> Iterator[Simulator]:
 def test_a_shard_replaces_only_its_lists_and_the_union_equals_a_full_run(sim: Simulator, tmp_path: Path) -> None:
     first, *others = sim.account.list_ids()
     env = cli_env(sim.url)
-    db = str(tmp_path / "listrak.duckdb")
+    db = str(tmp_path / "listrak_sync.duckdb")
 
     def read(table: str) -> list[dict[str, Any]]:
         return read_duckdb(db, "listrak", table)
@@ -91,7 +91,7 @@ def test_shards_on_duckdb_take_turns_and_one_list_twice_fails_fast(sim: Simulato
     assert whole.returncode == 2 and "shard" in whole.stderr, whole.stderr
     for proc in procs:
         assert proc.wait(timeout=300) == 0, proc.communicate()[1]
-    assert_tables(lambda t: read_duckdb(str(tmp_path / "listrak.duckdb"), "listrak", t),
+    assert_tables(lambda t: read_duckdb(str(tmp_path / "listrak_sync.duckdb"), "listrak", t),
                   truth(sim, [first, *others]))
 
 

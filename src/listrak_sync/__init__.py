@@ -19,7 +19,7 @@ from listrak_sync.errors import (
 )
 from listrak_sync.streams import STREAM_NAMES, STREAMS, Column, ColumnType, Stream, get_stream
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "STREAMS",

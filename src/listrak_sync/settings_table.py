@@ -126,8 +126,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("destination", T.TEXT, _RUN_ONLY, default="duckdb", flag="--destination",
             description="A dlt destination name (`postgres`, `filesystem`, ...); its credentials the dlt way "
                         "(`DESTINATION__POSTGRES__CREDENTIALS`)."),
-    Setting("duckdb", T.TEXT, _RUN_ONLY, default="listrak.duckdb", flag="--duckdb",
-            description="DuckDB file, relative to the current directory."),
+    Setting("duckdb", T.TEXT, _RUN_ONLY, default="listrak_sync.duckdb", flag="--duckdb",
+            description="DuckDB file, relative to the current directory (`listrak.duckdb`, the default of "
+                        "earlier versions, where one exists and this does not)."),
     Setting("dataset", T.TEXT, _RUN_ONLY, default="listrak", flag="--dataset",
             description="Dataset (schema) to load into."),
     Setting("lock_wait_seconds", T.NUMBER, _RUN_ONLY, default=60.0, unit="s",

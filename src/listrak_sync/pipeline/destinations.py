@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 
 # The run keys' defaults, from the settings table (where the memory limit's figures are).
 DEFAULT_DUCKDB_PATH: str = default_of("duckdb")
+# The default file of versions before 0.2: DuckDB names a file's catalog after it, so with the
+# default dataset `listrak.messages` was ambiguous. Still used where one is found and no new one.
+LEGACY_DUCKDB_PATH = "listrak.duckdb"
 DEFAULT_DATASET: str = default_of("dataset")
 DEFAULT_LOCK_WAIT_SECONDS: float = default_of("lock_wait_seconds")
 DEFAULT_DUCKDB_MEMORY_LIMIT: str = default_of("duckdb_memory_limit")
@@ -125,7 +128,7 @@ def resolve_target(
                 f"duckdb_memory_limit {duckdb_memory_limit!r} is not a size DuckDB reads. "
                 "Give a number and a unit, such as 32MB or 2GB."
             )
-        path = duckdb_file(duckdb_path or DEFAULT_DUCKDB_PATH, lock_wait_seconds=lock_wait_seconds)
+        path = duckdb_file(duckdb_path or default_duckdb_path(), lock_wait_seconds=lock_wait_seconds)
         duck = TransactionalDuckDb(credentials=duckdb_credentials(path), replace_strategy=REPLACE_STRATEGY,
                                    destination_name="duckdb", **staging)
         duck.connect = _duckdb_connector(path, lock_wait_seconds, duckdb_memory_limit.strip())
@@ -151,6 +154,17 @@ def resolve_target(
     if factory is None:
         raise ConfigError("No destination given: use a dlt destination name such as duckdb or postgres.")
     return Target(factory, destination, destination, can_merge(factory))
+
+
+def default_duckdb_path() -> str:
+    """The DuckDB file a run writes when none is set: :data:`DEFAULT_DUCKDB_PATH`, or the file
+    an earlier version wrote by default (:data:`LEGACY_DUCKDB_PATH`) where the current
+    directory holds that one and not the new one, so an existing replication goes on."""
+    if not Path(DEFAULT_DUCKDB_PATH).exists() and Path(LEGACY_DUCKDB_PATH).is_file():
+        log.warning("Using %s, the default DuckDB file of earlier versions; rename it to %s (or set --duckdb) "
+                    "to query it as listrak.<table>.", LEGACY_DUCKDB_PATH, DEFAULT_DUCKDB_PATH)
+        return LEGACY_DUCKDB_PATH
+    return DEFAULT_DUCKDB_PATH
 
 
 def can_merge(factory: Destination) -> bool:
@@ -188,7 +202,7 @@ def duckdb_file(path: str, *, lock_wait_seconds: float = 0.0) -> Path:
     resolved = Path(path).expanduser().absolute()
     where = f"DuckDB file {str(resolved)!r}"
     if resolved.is_dir():
-        raise ConfigError(f"The {where} is a directory. Pass a file name such as {resolved / 'listrak.duckdb'}.")
+        raise ConfigError(f"The {where} is a directory. Pass a file name such as {resolved / DEFAULT_DUCKDB_PATH}.")
     if not resolved.parent.is_dir():
         raise ConfigError(f"The directory of the {where} does not exist. Create it or pass another --duckdb path.")
     if not os.access(resolved.parent, os.W_OK) or (resolved.exists() and not os.access(resolved, os.W_OK)):
@@ -275,9 +289,11 @@ __all__ = [
     "DEFAULT_DUCKDB_MEMORY_LIMIT",
     "DEFAULT_LOCK_WAIT_SECONDS",
     "DEFAULT_DUCKDB_PATH",
+    "LEGACY_DUCKDB_PATH",
     "Target",
     "can_merge",
     "check_dataset_name",
+    "default_duckdb_path",
     "duckdb_file",
     "messages_held",
     "on_statement",

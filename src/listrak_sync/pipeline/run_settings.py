@@ -36,8 +36,8 @@ from listrak_sync.errors import ConfigError
 from listrak_sync.pipeline.destinations import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
-    DEFAULT_DUCKDB_PATH,
     DEFAULT_LOCK_WAIT_SECONDS,
+    default_duckdb_path,
 )
 from listrak_sync.settings_table import SETTINGS_BY_NAME, Setting, Surface, default_of, settings_of
 
@@ -93,7 +93,7 @@ def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[d
             found[key.name] = value
     target = RunTarget(
         destination=str(found.pop("destination", default_of("destination"))),
-        duckdb=str(found.pop("duckdb", DEFAULT_DUCKDB_PATH)),
+        duckdb=str(found.pop("duckdb", None) or default_duckdb_path()),
         dataset=str(found.pop("dataset", account or DEFAULT_DATASET)),
         lock_wait_seconds=_seconds("lock_wait_seconds", found.pop("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)),
         duckdb_memory_limit=str(found.pop("duckdb_memory_limit", DEFAULT_DUCKDB_MEMORY_LIMIT)),
@@ -174,7 +174,7 @@ def _configured_place(account: str) -> tuple[str, str, str]:
         found = _lookup(SETTINGS_BY_NAME[name], {}, account)
         return default if found is None else str(found)
 
-    return _place(value("destination", default_of("destination")), value("duckdb", DEFAULT_DUCKDB_PATH),
+    return _place(value("destination", default_of("destination")), value("duckdb", default_duckdb_path()),
                   value("dataset", account))
 
 

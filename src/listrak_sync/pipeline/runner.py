@@ -159,7 +159,7 @@ def replicate(
         settings: validated settings.
         destination: a dlt destination name or factory.
         duckdb_path: the DuckDB file, when ``destination`` is ``duckdb`` (relative to the
-            current directory; default ``listrak.duckdb``).
+            current directory; default ``listrak_sync.duckdb``).
         dataset: the dataset (schema) to load into.
         client: a client to use (the caller may watch its counters); made here if not given.
         pipelines_dir: dlt's working folder; by default a private temporary one per run,
