@@ -194,10 +194,6 @@ class Planner:
                 due.add(list_id)
         return due
 
-    def to_fetch(self, stream: Stream) -> list[int]:
-        """The message IDs whose ``stream`` rows must be fetched this run, in send order."""
-        return list(self.reasons(stream))
-
     def reasons(self, stream: Stream) -> dict[int, str]:
         """Each message whose ``stream`` rows must be fetched this run (in send order), and why."""
         if self.modes[stream.name].full:
