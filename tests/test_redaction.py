@@ -157,3 +157,12 @@ def test_uncaught_exceptions_in_a_thread_are_redacted_too(tmp_path: Path) -> Non
     assert "CRITICAL Uncaught RuntimeError\n" in result.stderr, result.stderr
     assert result.stderr.count("RuntimeError: echoed ********") == 2, result.stderr
     assert CANARY not in result.stderr
+
+
+def test_a_short_password_is_masked_where_it_stands_alone_not_inside_every_word() -> None:
+    redact = RedactingFilter()
+    redact.secrets.add("b")
+    text = redact.redact("backoff_max: <Password>b</Password> user:b@host 'b'")
+    assert text == "backoff_max: <Password>********</Password> user:********@host '********'"
+    redact.secrets.add("s3cr3t-pw")  # a longer one is masked anywhere, even inside a word
+    assert redact.redact("<Xs3cr3t-pwY>") == "<X********Y>"

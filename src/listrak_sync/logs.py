@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import traceback
 from types import TracebackType
+
+# Secrets shorter than this are masked only where they stand alone (see RedactingFilter.redact).
+SHORT_SECRET = 4
 
 
 class RedactingFilter(logging.Filter):
@@ -24,9 +28,18 @@ class RedactingFilter(logging.Filter):
         self.secrets: set[str] = set()
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret replaced (longest first, so no secret is left half-hidden)."""
+        """``text`` with every secret replaced (longest first, so no secret is left half-hidden).
+
+        A secret shorter than :data:`SHORT_SECRET` characters is replaced where it stands alone
+        (not inside a longer word or number): masked everywhere, a one-letter password would
+        turn every word holding that letter into stars, and hide nothing a reader could not
+        guess anyway.
+        """
         for secret in sorted((s for s in self.secrets if s), key=len, reverse=True):
-            text = text.replace(secret, "********")
+            if len(secret) < SHORT_SECRET:
+                text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "********", text)
+            else:
+                text = text.replace(secret, "********")
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
