@@ -10,16 +10,15 @@ field, never dropping it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from lxml import etree
 
 from listrak_sync.errors import MalformedResponseError, UnreadableValueError
+from listrak_sync.soap.dates import parse_service_datetime, parse_service_instant, read_datetime
 from listrak_sync.streams import NAMESPACE, Column, ColumnType, Stream
 from listrak_sync.time import ServiceClock
 
@@ -312,15 +311,6 @@ def _instants(values: list[datetime | None], clock: ServiceClock) -> pa.Array:
 
 
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
-_ISO = re.compile(
-    r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{0,9}))?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?"
-)
-_US = re.compile(
-    r"(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{0,9}))?)?\s*([AaPp][Mm])?)?"
-)
-
-
 def _python_value(stream: Stream, column: Column, value: str | None) -> Any:
     if value is None:
         return None
@@ -332,7 +322,7 @@ def _python_value(stream: Stream, column: Column, value: str | None) -> Any:
             return float(text)
         if column.type is ColumnType.BOOL:
             return _BOOLS[text.lower()]
-        return _read_datetime(text)
+        return read_datetime(text)
     except (ValueError, KeyError):
         raise UnreadableValueError(
             f"{stream.operation} returned {column.name}={value!r}, which is not a valid "
@@ -346,66 +336,6 @@ _DESCRIBE = {
     ColumnType.BOOL: "true/false value",
     ColumnType.TIMESTAMP: "date/time (expected YYYY-MM-DDTHH:MM:SS[.fff] or M/D/YYYY h:mm:ss AM/PM)",
 }
-
-
-def parse_service_datetime(text: str, zone: str = "UTC") -> datetime:
-    """Read one datetime the service wrote, as a naive wall time in ``zone``.
-
-    Accepts ISO-like ``YYYY-MM-DD[THH:MM[:SS[.fffffff]]]`` and US ``M/D/YYYY h:mm[:ss] AM/PM``
-    (the string-typed dates' format is undocumented). Digits past microseconds are dropped.
-    A value with its own ``Z``/offset is converted to ``zone``.
-
-    Raises:
-        ValueError: neither form, or an impossible date or time.
-    """
-    moment = _read_datetime(text)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc if zone == "UTC" else ZoneInfo(zone)).replace(tzinfo=None)
-    return moment
-
-
-def parse_service_instant(text: str, zone: str = "UTC") -> datetime:
-    """Read one datetime the service wrote as an instant (aware UTC): a value with its own
-    ``Z``/offset is that instant, one without is a wall time in ``zone`` (the one DST rule of
-    :class:`~listrak_sync.time.ServiceClock`).
-
-    Raises:
-        ValueError: as :func:`parse_service_datetime`.
-    """
-    moment = _read_datetime(text)
-    if moment.tzinfo is not None:
-        return moment.astimezone(timezone.utc)
-    return ServiceClock(zone).instant(moment)
-
-
-def _read_datetime(text: str) -> datetime:
-    """A naive wall time, or an aware instant where the text carries ``Z`` or an offset."""
-    iso = _ISO.fullmatch(text)
-    if iso:
-        year, month, day, hour, minute, second, fraction, offset = iso.groups()
-        meridiem = None
-    else:
-        us = _US.fullmatch(text)
-        if not us:
-            raise ValueError(text)
-        month, day, year, hour, minute, second, fraction, meridiem = us.groups()
-        offset = None
-    hours = int(hour or 0)
-    if meridiem:
-        if not 1 <= hours <= 12:
-            raise ValueError(text)
-        hours = hours % 12 + (12 if meridiem.lower() == "pm" else 0)
-    micro = int((fraction or "").ljust(6, "0")[:6])
-    moment = datetime(int(year), int(month), int(day), hours, int(minute or 0), int(second or 0), micro)
-    if offset:
-        moment = datetime.fromisoformat(moment.isoformat() + _offset(offset))
-    return moment
-
-
-def _offset(text: str) -> str:
-    if text == "Z":
-        return "+00:00"
-    return text if ":" in text else f"{text[:3]}:{text[3:]}"
 
 
 def _local(tag: Any) -> str:
