@@ -159,3 +159,16 @@ def test_a_damaged_plan_is_one_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="Remove the \"listrak_sync\" key"):
         SingerState({"bookmarks": {}, "listrak_sync": {"version": 3, "plan": "bm90IGEgcGxhbg=="}})
+
+
+def test_the_newest_event_of_us_style_text_dates_is_the_latest_in_time_not_in_spelling() -> None:
+    import pyarrow as pa
+
+    from listrak_sync.engine.sync import newest_events
+
+    table = pa.table({"MsgID": [1, 1, 2], "OpenDate": ["9/1/2025 8:00:00 AM", "10/1/2025 7:00:00 AM",
+                                                        "2025-09-01T08:00:00"]})
+    newest: dict[int, datetime] = {}
+    newest_events(OPENS, table.slice(0, 2), newest)
+    newest_events(OPENS, table.slice(2), newest)
+    assert newest == {1: datetime(2025, 10, 1, 7, tzinfo=timezone.utc), 2: datetime(2025, 9, 1, 8, tzinfo=timezone.utc)}

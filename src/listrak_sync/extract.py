@@ -346,8 +346,15 @@ class Extractor:
 
     def refused_messages(self) -> set[int]:
         """IDs of the messages the service refused so far (their rows were not fetched)."""
+        return self._refused("message")
+
+    def refused_lists(self) -> set[int]:
+        """IDs of the lists the service refused so far."""
+        return self._refused("list")
+
+    def _refused(self, kind: str) -> set[int]:
         with self._lock:
-            return {e.object_id for e in self.skipped if e.kind == "message" and e.object_id is not None}
+            return {e.object_id for e in self.skipped if e.kind == kind and e.object_id is not None}
 
     def _skip(self, error: ObjectRefusedError) -> None:
         with self._lock:

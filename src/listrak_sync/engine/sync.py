@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from listrak_sync.engine.plan import (
     PLAN_COLUMNS,
@@ -140,6 +141,7 @@ class SyncEngine:
         self.start = start
         self.appends = appends
         self.full_refresh = full_refresh
+        self.full_refresh_reason = full_refresh_reason
         self.resume_since = resume_since
         self.known_messages = known_messages
         self.lists = lists
@@ -155,8 +157,8 @@ class SyncEngine:
 
     @property
     def mode(self) -> RunMode:
-        """The run's mode as a summary shows it."""
-        return run_mode(self.modes) if self.modes else RunMode(True, "replace")
+        """The run's mode as a summary shows it (without activity streams, every table is replaced)."""
+        return run_mode(self.modes) if self.modes else RunMode(True, self.full_refresh_reason or "replace")
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -271,16 +273,21 @@ class SyncEngine:
 def newest_events(stream: Stream, table: pa.Table, into: dict[int, datetime], zone: str = "UTC") -> None:
     """Fold each message's newest event date in ``table`` into ``into`` (for :meth:`SyncEngine.record`).
 
-    The cursor may be a timestamp column, or the text the service sent (the tap's event dates):
-    text is compared as sent (one format per service) and only each message's newest is parsed.
+    The cursor may be a timestamp column, or the text the service sent (the tap's event dates).
+    ISO text sorts as it reads, so only each message's newest is parsed; other text (US-style
+    ``M/D/YYYY h:mm AM``, which does not sort) is parsed row by row.
     """
     cursor = stream.cursor
     if cursor is None or cursor not in table.column_names or not table.num_rows:
         return
-    newest = table.group_by("MsgID").aggregate([(cursor, "max")])
-    values = newest.column(f"{cursor}_max")
-    is_text = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
-    for msg_id, value in zip(newest.column("MsgID").to_pylist(), values.to_pylist(), strict=True):
+    column = table.column(cursor)
+    is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if is_text and not pc.all(pc.match_substring_regex(column, r"^\d{4}-\d{2}-\d{2}")).as_py():
+        pairs = zip(table.column("MsgID").to_pylist(), column.to_pylist(), strict=True)
+    else:
+        newest = table.group_by("MsgID").aggregate([(cursor, "max")])
+        pairs = zip(newest.column("MsgID").to_pylist(), newest.column(f"{cursor}_max").to_pylist(), strict=True)
+    for msg_id, value in pairs:
         if value is None:
             continue
         if is_text:
@@ -290,7 +297,6 @@ def newest_events(stream: Stream, table: pa.Table, into: dict[int, datetime], zo
                 continue
         previous = into.get(msg_id)
         into[msg_id] = value if previous is None else max(previous, value)
-
 
 
 __all__ = ["Policy", "SyncEngine", "WorkUnit", "newest_events"]

@@ -132,7 +132,7 @@ class _Run:
             known_messages=self.known_messages, lists=self.shard,
         )
         self.extractor.client.learn_page_sizes(self.engine.page_sizes(self.extractor.now()))
-        mode = self.engine.mode if self.streams else RunMode(True, self.full_refresh_reason or "replace")
+        mode = self.engine.mode
         log.info("Run mode: %s (%s)", "full refresh" if mode.full else "incremental", mode.reason)
         if self.on_mode:
             self.on_mode(mode)
@@ -178,8 +178,7 @@ class _Run:
     def stream_done(self, stream: Stream | None = None) -> None:
         """Close ``stream``'s part of the plan (if any) and hand the plan to dlt's state."""
         if stream is not None:
-            refused_lists = {e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id}
-            self.engine.finish(stream, self.extractor.refused_messages(), refused_lists)
+            self.engine.finish(stream, self.extractor.refused_messages(), self.extractor.refused_lists())
         self.engine.remember_page_sizes(self.extractor.client.page_size_bounds(), self.extractor.now())
         dlt.current.source_state()["plan"] = self.engine.plan
 

@@ -150,8 +150,7 @@ class TapSync:
                 finished = []
                 self._checkpoint()
         self._record(finished, latest)
-        refused_lists = {e.object_id for e in self.extractor.skipped if e.kind == "list" and e.object_id is not None}
-        refused_messages = self.extractor.refused_messages()
+        refused_lists, refused_messages = self.extractor.refused_lists(), self.extractor.refused_messages()
         sent = messages.column("SendDate").to_pylist()
         for stream in streams:
             self.engine.finish(stream, refused_messages, refused_lists)
