@@ -158,8 +158,8 @@ def _no_developer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 def _own_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A temporary directory of this session's own, for it and every process it starts.
 
-    Runs lock their dataset in the temporary directory, for the whole machine: another checkout's
-    tests or a developer's own sync into the same dataset would otherwise refuse this session's runs.
+    Runs keep their private working folders there, and remove the folders of runs that died:
+    another checkout's tests running beside this session's are theirs, not this session's.
     """
     own = str(tmp_path_factory.mktemp("tmpdir"))
     with pytest.MonkeyPatch.context() as patch:

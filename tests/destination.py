@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from listrak_sync.cli.docs import column_name
-from listrak_sync.streams import STREAMS_BY_NAME, ColumnType, Stream
+from listrak_sync.streams import ColumnType, Stream, get_stream
 
 EXPECTED_DUCKDB_TYPES = {
     ColumnType.INT: "BIGINT",
@@ -40,6 +40,8 @@ def _value(column_type: ColumnType, value: Any) -> Any:
     if column_type is ColumnType.TEXT_LIST:
         items = json.loads(value) if isinstance(value, str) else value
         return tuple(items or ())
+    if column_type is ColumnType.JSON:  # stored as JSON text; the truth holds the parsed value
+        return json.dumps(json.loads(value) if isinstance(value, str) else value, sort_keys=True)
     return value
 
 
@@ -73,7 +75,7 @@ def duckdb_types(path: str, dataset: str, table: str) -> dict[str, str]:
 
 def assert_matches_truth(table: str, actual: list[dict[str, Any]], truth: list[dict[str, Any]]) -> None:
     """Row for row, as multisets: nothing missing, nothing extra, nothing doubled."""
-    stream = STREAMS_BY_NAME[table]
+    stream = get_stream(table)
     got = normalize(stream, actual, listrak_names=False)
     want = normalize(stream, truth, listrak_names=True)
     missing, extra = want - got, got - want

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 from destination import assert_matches_truth, read_duckdb
@@ -242,25 +243,49 @@ def readme_subsection(title: str) -> str:
     return page[start:end if end > 0 else None]
 
 
-def test_the_manuals_many_accounts_example_works_as_written(tmp_path: Path) -> None:
+def manual_accounts_project(folder: Path) -> tuple[dict[str, Any], dict[str, User]]:
+    """Write "Many accounts"' two files into ``folder/.dlt`` as written.
+
+    Returns:
+        The shared ``[sources.listrak]`` table of config.toml, and each account's simulator user
+        (the page's own credentials; each user sees other lists).
+    """
     import tomlkit
-    from test_readme_as_written import code_blocks, commands, sh, user_env
+    from test_readme_as_written import code_blocks
 
-    from listrak_sync.settings import parse_start_date
-
-    text = readme_subsection("Many accounts")
     files = {}
-    for block in code_blocks(text, "toml"):
+    for block in code_blocks(readme_subsection("Many accounts"), "toml"):
         name = block.splitlines()[0].lstrip("# ").strip()
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text(block)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(block)
         files[name] = tomlkit.parse(block).unwrap()["sources"]["listrak"]
     shared, secrets = files[".dlt/config.toml"], files[".dlt/secrets.toml"]["accounts"]
     assert list(secrets) == ["brand_a", "brand_b"]
-    # the page's own credentials; each user sees other lists
     users = {"brand_a": User(secrets["brand_a"]["username"], secrets["brand_a"]["password"], frozenset({310000})),
              "brand_b": User(secrets["brand_b"]["username"], secrets["brand_b"]["password"],
                              frozenset({310032, 310050}))}
+    return shared, users
+
+
+def assert_manual_accounts_equal_truth(db: Path, shared: dict[str, Any], users: dict[str, User],
+                                       sim: Simulator) -> None:
+    """Each account's dataset in ``db`` holds its tables as the simulator's ground truth for its user."""
+    from listrak_sync.settings import parse_start_date
+
+    for name, user in users.items():
+        own = shared["accounts"][name]
+        start = parse_start_date(own.get("start_date", shared["start_date"]))
+        tables = own["tables"].split(",") if "tables" in own else STREAM_NAMES
+        for table in tables:
+            assert_matches_truth(table, read_duckdb(str(db), own.get("dataset", name), table),
+                                 sim.account.ground_truth(table, start, list_ids=user.list_ids))
+
+
+def test_the_manuals_many_accounts_example_works_as_written(tmp_path: Path) -> None:
+    from test_readme_as_written import commands, sh, user_env
+
+    shared, users = manual_accounts_project(tmp_path)
+    text = readme_subsection("Many accounts")
     lines = commands(text)
     assert [line.split()[1:] for line in lines] == [["check", "--account", "all"], ["run", "--account", "brand_a"],
                                                     ["run", "--account", "all"]]
@@ -269,11 +294,4 @@ def test_the_manuals_many_accounts_example_works_as_written(tmp_path: Path) -> N
             result = sh(line, tmp_path, user_env(simulator))
             assert result.returncode == 0, (line, result.stderr)
             assert "Traceback" not in result.stderr and "WARNING" not in result.stderr, result.stderr
-        for name, user in users.items():
-            own = shared["accounts"][name]
-            start = parse_start_date(own.get("start_date", shared["start_date"]))
-            tables = own["tables"].split(",") if "tables" in own else STREAM_NAMES
-            for table in tables:
-                assert_matches_truth(table, read_duckdb(str(tmp_path / "listrak_sync.duckdb"), own.get("dataset", name),
-                                                        table),
-                                     simulator.account.ground_truth(table, start, list_ids=user.list_ids))
+        assert_manual_accounts_equal_truth(tmp_path / "listrak_sync.duckdb", shared, users, simulator)

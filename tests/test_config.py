@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from helpers import cli, cli_env
 
 from listrak_sync.errors import ConfigError
 from listrak_sync.settings import (
@@ -16,6 +18,7 @@ from listrak_sync.settings import (
     parse_start_date,
     parse_tables,
 )
+from listrak_sync.simulator import Simulator
 from listrak_sync.streams import STREAM_NAMES
 
 PASSWORD = "p@ss<&>word-only-here"
@@ -163,7 +166,26 @@ def test_password_never_shows() -> None:
 
 def test_direct_construction_is_validated() -> None:
     with pytest.raises(ConfigError, match="Secret"):
-        Settings("user", PASSWORD, datetime(2024, 1, 1))  # type: ignore[arg-type]
-    settings = Settings("user", Secret(PASSWORD), datetime(2024, 1, 1))
+        Settings("user", PASSWORD, start_date=datetime(2024, 1, 1))  # type: ignore[arg-type]
+    settings = Settings("user", Secret(PASSWORD), start_date=datetime(2024, 1, 1))
     assert settings.concurrency == 8
     assert Settings.from_mapping({**BASE, "password": Secret(PASSWORD)}).password == Secret(PASSWORD)
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [
+    ("--start-date", "0001-01-01", "before 1990-01-01"),
+    ("--connect-timeout", "inf", "connect_timeout must be a finite number"),
+    ("--retry-budget-seconds", "nan", "retry_budget_seconds must be a finite number"),
+    ("--max-retries", str(2**63), "max_retries must be within 0-1,000"),
+    ("--connect-timeout", "5000", "connect_timeout must be within 0-3,600 s"),
+])
+def test_a_number_or_date_out_of_range_is_exit_2_before_any_request(
+        flag: str, value: str, needle: str, tmp_path: Path) -> None:
+    with Simulator(scale="tiny") as sim:
+        args = ["run", "--start-date", "01/01/2024", flag, value] if flag != "--start-date" else ["run", flag, value]
+        result = cli(*args, env=cli_env(sim.url), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert needle in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert sum(sim.stats()["requests"].values()) == 0
+        assert not list(tmp_path.iterdir())  # no file, nothing written

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -57,7 +56,7 @@ def test_two_datasets_of_one_file_at_once_both_succeed(sim: Simulator, tmp_path:
 def test_a_second_run_into_the_same_dataset_fails_fast(sim: Simulator, tmp_path: Path) -> None:
     # An outage keeps the first run inside the dataset (retrying 503s) until the test ends it.
     sim.configure_faults(outage_seconds=600)
-    retrying = cli_env(sim.url, LISTRAK_MAX_RETRIES="100000", LISTRAK_BACKOFF_BASE="0.05", LISTRAK_BACKOFF_MAX="0.2")
+    retrying = cli_env(sim.url, LISTRAK_MAX_RETRIES="1000", LISTRAK_BACKOFF_BASE="0.05", LISTRAK_BACKOFF_MAX="0.2")
     first = start_cli(*RUN, env=retrying, cwd=tmp_path)
     # It takes the dataset before it asks Listrak anything, so a refused request means it holds it.
     wait_until(lambda: sim.stats()["faults"]["unavailable"] > 0 or first.poll() is not None)
@@ -128,21 +127,6 @@ def test_bad_duckdb_paths_are_configuration_errors(sim: Simulator, tmp_path: Pat
     result = cli(*RUN, "--duckdb", str(make_path(tmp_path)), env=cli_env(sim.url), cwd=tmp_path)
     one_line_error(result, 2, needle)
     assert sim.stats()["requests_total"] == 0
-
-
-def test_a_duckdb_file_held_by_another_process_is_named_after_the_wait(sim: Simulator, tmp_path: Path) -> None:
-    db = tmp_path / "held.duckdb"
-    duckdb.connect(str(db)).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); "
-                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        result = cli(*RUN, "--duckdb", str(db), env=cli_env(sim.url, LISTRAK_LOCK_WAIT_SECONDS="1"), cwd=tmp_path)
-        one_line_error(result, 2, "is open in another process (PID")
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.parametrize(
@@ -326,3 +310,92 @@ def test_the_default_file_is_queried_as_dataset_dot_table_and_an_old_default_fil
     assert not (old / "listrak_sync.duckdb").exists()
     assert str(old / "listrak.duckdb") in again.stdout
     assert_equals_truth(old / "listrak.duckdb", "listrak", sim)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MiB tmpfs of its own: a disk that can be filled without filling the machine's."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_cause_and_the_path_and_keeps_the_last_load(
+        sim: Simulator, small_disk: Path, tmp_path: Path) -> None:
+    db = small_disk / "out.duckdb"
+    env = cli_env(sim.url, DLT_DATA_DIR=str(tmp_path / "dlt"))
+    assert cli(*RUN, "--duckdb", str(db), env=env).returncode == 0
+    filler = small_disk / "filler"
+    with filler.open("wb") as out:  # fill the disk to the last block
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    result = cli(*RUN, "--duckdb", str(db), "--full-refresh", env=env)
+    one_line_error(result, 1, "The disk is full")
+    assert str(small_disk) in result.stderr
+    filler.unlink()
+    assert_equals_truth(db, "listrak", sim)
+
+
+def test_the_lock_is_the_destination_s_own_idea_of_one_dataset(sim: Simulator, tmp_path: Path) -> None:
+    """Another case of the dataset name, another path to the file and another TMPDIR are the
+    same dataset of the same file: refused while the first run holds it."""
+    sim.configure_faults(outage_seconds=600)
+    retrying = cli_env(sim.url, LISTRAK_MAX_RETRIES="1000", LISTRAK_BACKOFF_BASE="0.05", LISTRAK_BACKOFF_MAX="0.2")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "other-tmp").mkdir()
+    first = start_cli(*RUN, "--duckdb", "x.duckdb", env=retrying, cwd=tmp_path)
+    try:
+        wait_until(lambda: sim.stats()["faults"]["unavailable"] > 0 or first.poll() is not None)
+        assert first.poll() is None, first.communicate()
+        same = [["--dataset", "Listrak", "--duckdb", "x.duckdb"],
+                ["--duckdb", "sub/../x.duckdb"]]
+        for args in same:
+            second = cli(*RUN, *args, env=cli_env(sim.url, TMPDIR=str(tmp_path / "other-tmp")), cwd=tmp_path)
+            one_line_error(second, 2, "Another listrak-sync run is writing dataset")
+        assert first.poll() is None, "a second run waited for the first instead of failing"
+    finally:
+        sim.configure_faults(outage_seconds=0)
+        _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert_equals_truth(tmp_path / "x.duckdb", "listrak", sim)
+
+
+@pytest.mark.postgres
+def test_one_dataset_name_in_two_postgres_databases_is_two_datasets(sim: Simulator, tmp_path: Path) -> None:
+    other = f"lrk_db_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(POSTGRES_DSN)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {other}")
+    try:
+        sim.configure_faults(outage_seconds=600)
+        dataset = f"same_{uuid.uuid4().hex[:6]}"
+        retrying = cli_env(sim.url, LISTRAK_MAX_RETRIES="1000", LISTRAK_BACKOFF_BASE="0.05",
+                           LISTRAK_BACKOFF_MAX="0.2", DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_DSN)
+        first = start_cli(*RUN, "--destination", "postgres", "--dataset", dataset, env=retrying, cwd=tmp_path)
+        try:
+            wait_until(lambda: sim.stats()["faults"]["unavailable"] > 0 or first.poll() is not None)
+            assert first.poll() is None, first.communicate()
+            elsewhere = POSTGRES_DSN.rsplit("/", 1)[0] + f"/{other}"
+            probe = start_cli(*RUN, "--destination", "postgres", "--dataset", dataset, env=cli_env(
+                sim.url, DESTINATION__POSTGRES__CREDENTIALS=elsewhere), cwd=tmp_path)
+            time.sleep(3)  # refused at once if it took the other database's dataset for this one
+            assert probe.poll() is None, probe.communicate()
+            sim.configure_faults(outage_seconds=0)
+            assert probe.wait(timeout=300) == 0, probe.communicate()
+        finally:
+            sim.configure_faults(outage_seconds=0)
+            first.communicate(timeout=300)
+        assert first.returncode == 0
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {other} WITH (FORCE)")
+        admin.close()

@@ -214,3 +214,10 @@ def test_8_options_left_at_their_defaults_leave_the_configuration_to_the_user(
         monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES_DSN)
         configured = factory(destination_name="postgres").configuration(None, accept_partial=True)
         assert configured.credentials.database == "test"
+
+
+@pytest.mark.parametrize("name", ["main", "Temp", "SYSTEM", "information_schema", "listrak", "x.y"])
+def test_4_duckdb_names_a_file_s_catalog_as_duckdb_catalog_says(name: str, tmp_path: Path) -> None:
+    path = str(tmp_path / f"{name}.duckdb")
+    with duckdb.connect(path) as connection:
+        assert connection.execute("SELECT current_database()").fetchone()[0] == compat().duckdb_catalog(path)

@@ -25,7 +25,7 @@ from listrak_sync.pipeline.run_settings import active_keys
 REPO = Path(__file__).parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")
 DOCS = REPO / "docs"
-TOPICS = ["configuration", "tables", "destinations", "incremental", "singer", "orchestrators", "accounts",
+TOPICS = ["configuration", "tables", "destinations", "incremental", "verify", "singer", "orchestrators", "accounts",
           "simulator", "performance", "troubleshooting", "development", "listrak-api"]
 
 
@@ -150,3 +150,14 @@ def test_the_manual_cites_nothing_outside_the_repository() -> None:
         text = path.read_text(encoding="utf-8")
         assert "REFERENCE.md" not in text and "shared/" not in text, path.name
         assert "listrak_sync.dagster" not in text and "listrak_sync.docs" not in text, path.name
+
+
+def test_the_license_pyproject_declares_is_in_the_repository_and_the_package() -> None:
+    import importlib.metadata
+
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    metadata = importlib.metadata.metadata("listrak-sync")
+    assert metadata["License-Expression"] == "Apache-2.0"
+    assert metadata.get_all("License-File") == ["LICENSE"]

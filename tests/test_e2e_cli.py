@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from helpers import POSTGRES_DSN, RUN, clean_env, cli, cli_env, start_cli
 from listrak_sync.cli.docs import column_name
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
 from listrak_sync.simulator.data import EPOCH
-from listrak_sync.streams import STREAM_NAMES, STREAMS
+from listrak_sync.streams import REST_TABLE_NAMES, STREAM_NAMES, STREAMS, get_stream
 
 
 def base_env(
@@ -168,11 +169,16 @@ def test_killed_run_leaves_previous_data_and_next_run_completes(tmp_path: Path) 
         for table in STREAM_NAMES:
             assert_matches_truth(table, read_duckdb(db, "listrak", table), truth_before[table])
             assert len(read_duckdb(db, "listrak", table)) == len(before[table])
+        # The killed run's working folder (rows, e-mail addresses) is left: the next run removes it.
+        left = list(Path(tempfile.gettempdir()).glob(f"listrak-sync-run-{proc.pid}-*"))
+        assert left, "the killed run left no working folder: the check below proves nothing"
 
         sim.configure_faults(latency_ms=0)
         result = cli(*RUN, "--duckdb", db, env=env)
         assert result.returncode == 0, result.stderr
         assert_duckdb_equals_truth(db, sim)
+        assert not any(path.exists() for path in left)
+        assert not list(Path(tempfile.gettempdir()).glob("listrak-sync-run-*"))
 
 
 def test_password_never_appears_at_debug_level(tmp_path: Path) -> None:
@@ -232,7 +238,12 @@ def test_discover_needs_no_network_and_names_every_column(tmp_path: Path) -> Non
     result = cli("discover", "--json", env=clean_env(LISTRAK_ENDPOINT="http://127.0.0.1:9/"))
     assert result.returncode == 0, result.stderr
     tables = {t["table"]: t for t in json.loads(result.stdout)}
-    assert list(tables) == list(STREAM_NAMES)
+    assert list(tables) == [*STREAM_NAMES, *REST_TABLE_NAMES]
+    for name in REST_TABLE_NAMES:  # REST tables: keys and fields from the stream table
+        stream = get_stream(name)
+        assert tables[name]["api"] == "rest"
+        assert tables[name]["key"] == [column_name(k) for k in stream.key]
+        assert [c["listrak_field"] for c in tables[name]["columns"]] == [c.name for c in stream.table_columns]
     for stream in STREAMS:
         # the columns as the destination holds them (the DuckDB type test checks the same names),
         # each with the Listrak field it comes from
@@ -262,3 +273,18 @@ def test_a_sigterm_that_dlt_s_own_handler_took_still_exits_143() -> None:
     assert _is_sigterm(SignalReceivedException(signals.SIGTERM))
     assert not _is_sigterm(SignalReceivedException(signals.SIGINT))
     assert not _is_sigterm(KeyboardInterrupt())
+
+
+@pytest.mark.parametrize("name", ["main.duckdb", "Temp.duckdb", "information_schema.duckdb", "link.duckdb"])
+def test_any_duckdb_file_name_and_a_symlinked_path_load(sim: Simulator, tmp_path: Path, name: str) -> None:
+    db = tmp_path / name
+    if name == "link.duckdb":  # a symlink to a file in another directory
+        (tmp_path / "real").mkdir()
+        db.symlink_to(tmp_path / "real" / "target.duckdb")
+    for _ in ("first run", "incremental run"):
+        result = cli(*RUN, "--duckdb", str(db), env=base_env(tmp_path, sim))
+        assert result.returncode == 0, result.stderr
+    real = str(db.resolve())
+    assert_duckdb_equals_truth(real, sim)
+    if name == "link.duckdb":
+        assert db.is_symlink() and (tmp_path / "real" / "target.duckdb").is_file()

@@ -35,8 +35,14 @@ def test_the_package_keeps_every_import_rule() -> None:
     [
         ("settings.py", "import dlt", "The core imports no dlt, click or dagster"),
         ("extract.py", "import click", "The core imports no dlt, click or dagster"),
+        ("rest_extract.py", "import dlt", "The core imports no dlt, click or dagster"),
         ("engine/plan.py", "import listrak_sync.pipeline.source", "The core imports no dlt"),
         ("simulator/data.py", "import listrak_sync.soap.client", "The simulator imports only"),
+        ("simulator/rest/world.py", "import listrak_sync.soap.client", "The simulator imports only"),
+        ("rest/client.py", "import listrak_sync.soap.client", "Each layer imports only the layers below it"),
+        ("soap/client.py", "import listrak_sync.rest.client", "Each layer imports only the layers below it"),
+        ("wire/retry.py", "import listrak_sync.soap.client", "Each layer imports only the layers below it"),
+        ("rest/parse.py", "import dlt", "The core imports no dlt"),
         ("singer/sync.py", "import listrak_sync.pipeline.runner", "Each layer imports only the layers below it"),
     ],
 )

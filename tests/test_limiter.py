@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from listrak_sync.soap.limiter import AdaptiveLimiter
+from listrak_sync.wire.limiter import AdaptiveLimiter
 
 
 def test_halves_once_per_burst_and_recovers_one_step_per_success() -> None:

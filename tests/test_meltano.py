@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 from helpers import REPO, clean_env, installed_tool
-from tap_helpers import TAP_LISTRAK_KEYS, TEXT_DATES, assert_records_match
+from tap_helpers import TAP_LISTRAK_2X, TAP_LISTRAK_KEYS, TEXT_DATES, assert_records_match, assert_rest_records_match
 
 from listrak_sync.engine.state import BOOKMARK_FIELDS
 from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
@@ -124,3 +124,37 @@ def test_the_readme_meltano_project_runs_tap_listrak_into_target_jsonl(tmp_path:
     assert set(bookmarks) == set(BOOKMARK_FIELDS)
     for stream, date_field in BOOKMARK_FIELDS.items():
         assert date_field in bookmarks[stream] and "progress" not in bookmarks[stream]
+
+
+def switching_commands() -> list[str]:
+    """docs/singer.md's "Switching from tap-listrak 2.x" ``meltano ...`` lines, as written."""
+    singer = (REPO / "docs" / "singer.md").read_text(encoding="utf-8")
+    section = singer[singer.index("## Switching from tap-listrak 2.x\n"):]
+    section = section[:section.index("\n## ", 1)]
+    shell = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)[0]
+    return [line for line in shell.splitlines() if line.startswith("meltano ")]
+
+
+def test_meltano_runs_the_tap_in_its_2x_mode_into_target_jsonl(tmp_path: Path) -> None:
+    meltano = meltano_executable()
+    meltano_yml, _ = readme_meltano_section()
+    commands = switching_commands()
+    assert [c.split()[:2] for c in commands] == [["meltano", "install"], ["meltano", "config"], ["meltano", "config"],
+                                                 ["meltano", "run"]]
+    start_date = datetime.fromisoformat(yaml.safe_load(meltano_yml)["plugins"]["extractors"][0]["config"]["start_date"])
+    project = tmp_path / "meltano-2x"
+    project.mkdir()
+    (project / "meltano.yml").write_text(meltano_yml.replace(PLACEHOLDER, str(REPO)), encoding="utf-8")
+    client_id, secret = "meltano-2x", "meltano-2x-secret-not-shown"
+    with Simulator(scale="tiny", client_id=client_id, client_secret=secret) as sim:
+        env = meltano_env(meltano, sim) | {
+            "LISTRAK_CLIENT_ID": client_id, "LISTRAK_CLIENT_SECRET": secret,
+            "TAP_LISTRAK_REST_ENDPOINT": sim.rest_url, "TAP_LISTRAK_TOKEN_ENDPOINT": sim.token_url}
+        env.pop("LISTRAK_PASSWORD")
+        output = "".join(run_meltano(command, project, env).stderr for command in commands)
+        truth = {name: sim.account.rest_ground_truth(table, start_date) for name, (table, _) in TAP_LISTRAK_2X.items()}
+        assert sum(sim.stats()["requests"].values()) == 0  # REST only
+    assert secret not in (project / "meltano.yml").read_text(encoding="utf-8") + output
+    out = project / "output"
+    for name, (table, _) in TAP_LISTRAK_2X.items():
+        assert_rest_records_match(table, read_jsonl(out / f"{name}.jsonl") if truth[name] else [], truth[name])

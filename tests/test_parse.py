@@ -13,6 +13,7 @@ from listrak_sync.soap.parse import (
     body_payload,
     find_fault,
     item_schema,
+    parse_answer,
     parse_service_datetime,
     parse_xml,
     read_items,
@@ -158,18 +159,18 @@ def test_empty_or_missing_result_is_zero_rows(stream: Stream) -> None:
         assert table.num_rows == 0 and table.schema == item_schema(stream)
 
 
-def test_required_element_missing_is_malformed() -> None:
+def test_required_element_missing_is_unreadable_not_retried() -> None:
     contacts = get_stream("subscribed_contacts")
     body = response(contacts, "<WSContactSubscriptionInfo><ContactID>1</ContactID></WSContactSubscriptionInfo>")
-    with pytest.raises(MalformedResponseError, match="AdditionDate"):
+    with pytest.raises(UnreadableValueError, match="no AdditionDate"):
         read(contacts, body)
 
 
-def test_repeated_single_element_is_malformed() -> None:
+def test_repeated_single_element_is_unreadable_not_retried() -> None:
     opens_stream = get_stream("message_opens")
     body = response(opens_stream, "<WSContactOpen><EmailAddress>a</EmailAddress><EmailAddress>b</EmailAddress>"
                                   "</WSContactOpen><WSContactOpen><OpenDate>2024-01-01</OpenDate></WSContactOpen>")
-    with pytest.raises(MalformedResponseError, match="repeats"):
+    with pytest.raises(UnreadableValueError, match="repeats"):
         read(opens_stream, body)
 
 
@@ -202,3 +203,21 @@ def test_faults_and_ws_exceptions_are_found() -> None:
         response_wrapper(body_payload(parse_xml(response(get_stream("lists"), ""))), sends.operation)
     with pytest.raises(MalformedResponseError, match="not a SOAP envelope"):
         body_payload(parse_xml(b"<html><body>hi</body></html>"))
+
+
+@pytest.mark.parametrize(("value", "replaced"), [
+    (b"x&#1;y", 1), (b"x&#x1b;&#x1B;y", 2), (b"x\x01y", 1), (b"x\x00y", 1), (b"x&#0;y", 1),
+    (b"x&#xD800;y", 1), (b"x&#xFFFE;y", 1), (b"x\xff y", 1),
+])
+def test_characters_xml_forbids_become_u_fffd_and_are_counted(value: bytes, replaced: int) -> None:
+    root, count = parse_answer(b"<a><b>" + value + b"</b><c>&#x41;&#9;\xef\xbf\xbd</c></a>")
+    assert count == replaced
+    assert root[0].text.count("\ufffd") == replaced and root[0].text.startswith("x")
+    assert root[1].text == "A\t\ufffd"  # allowed references and a U+FFFD that was sent stay as they were
+
+
+def test_an_answer_ill_formed_for_another_reason_stays_malformed() -> None:
+    with pytest.raises(MalformedResponseError, match="truncated"):
+        parse_answer(b"<a><b>x&#1;y</b><c>")
+    with pytest.raises(MalformedResponseError):  # not UTF-8 as declared: not repaired
+        parse_answer(b"<?xml version='1.0' encoding='latin-1'?><a>\x01</a>")

@@ -236,3 +236,23 @@ def test_activity_closed_early_leaves_its_units_undone() -> None:
     assert snap.units_done < snap.units_total
     # The page handed over is counted, though its message may have more pages to come.
     assert snap.table_rows["message_sends"] >= first_page.num_rows > 0
+
+
+def test_units_from_a_checkpoint_are_counted_and_shown_and_do_not_speed_up_the_eta() -> None:
+    clock = FakeClock()
+    progress = RunProgress(clock=clock)
+    progress.phase("extract")
+    progress.add_units(1020)
+    for _ in range(812):
+        progress.unit_resumed("message_sends", 10)  # served at once, in no time
+    clock.now += 10
+    for _ in range(10):
+        progress.unit_done("message_opens", 5)
+    snap = progress.snapshot()
+    assert (snap.units_done, snap.units_resumed, snap.units_total, snap.rows) == (822, 812, 1020, 8170)
+    assert snap.eta == pytest.approx(198 * 10 / 10), "the ETA is timed by the units fetched, not those served"
+    assert "resumed: 812 of 1,020 units from the checkpoint" in describe(snap)
+
+    out = io.StringIO()
+    with display(progress, lambda: STATS, interactive=True, stream=out):
+        wait_until(lambda: "resumed: 812 of 1,020 units from the checkpoint" in ANSI.sub("", out.getvalue()))

@@ -2,8 +2,10 @@
 
 Each page runs in a fresh directory with a fresh ``HOME``, against a simulator whose users are
 the pages' own example users, with its endpoint and credentials in the environment
-(``LISTRAK_ENDPOINT``, ``LISTRAK_USERNAME``, ``LISTRAK_PASSWORD``) and nothing else isolated: no
-``DLT_DATA_DIR``, no file or dataset a block does not name. The blocks run in page order:
+(``LISTRAK_ENDPOINT``, ``LISTRAK_USERNAME``, ``LISTRAK_PASSWORD``) and nothing else isolated:
+no file or dataset a block does not name (``DLT_DATA_DIR`` only as root, whose dlt pipelines
+are otherwise shared machine-wide in ``/var/dlt``: it points where a user's are, ``~/.dlt``).
+The blocks run in page order:
 
 - ``sh``: ``bash -e -o pipefail -c <block>`` (every command, and every command of a pipe, must
   succeed), with no traceback. A block that opens
@@ -40,7 +42,16 @@ import pytest
 from destination import assert_matches_truth, read_duckdb
 
 from listrak_sync.settings import parse_start_date
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator, User
+from listrak_sync.simulator import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EPOCH,
+    Simulator,
+    User,
+)
+from listrak_sync.streams import REST_TABLE_NAMES
 
 REPO = Path(__file__).parent.parent
 README = (REPO / "README.md").read_text()
@@ -52,7 +63,9 @@ RUNNABLE = {"sh", "python", "crontab"}
 DATA = {"toml", "yaml", "json", "text", "xml"}
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", flags=re.S | re.M)
 # Blocks another test runs as written, because they need a tool installed only for it.
-RUN_ELSEWHERE = {("docs/singer.md", "meltano install"): "test_meltano.py"}
+RUN_ELSEWHERE = {("docs/singer.md", "meltano install"): "test_meltano.py",
+                 ("docs/orchestrators.md", "# dags/listrak.py"): "test_airflow.py",
+                 ("docs/orchestrators.md", "export AIRFLOW_HOME="): "test_airflow.py"}
 # The pages' example users: README and singer.md's, accounts.md's two accounts.
 README_USER = User("api-user", "...")
 PAGE_USERS = [User(DEFAULT_USERNAME, DEFAULT_PASSWORD), README_USER,
@@ -238,11 +251,17 @@ def run_page(page: str, run: PageRun) -> None:
 
 def check_run_elsewhere(block: Block, test_file: str) -> None:
     if test_file == "test_meltano.py":
-        from test_meltano import readme_meltano_section
+        from test_meltano import readme_meltano_section, switching_commands
 
         _, meltano_commands = readme_meltano_section()
         lines = [line for line in block.text.splitlines() if line.strip()]
-        assert meltano_commands == lines, f"{block} is not what {test_file} runs"
+        assert lines in (meltano_commands, switching_commands()), f"{block} is not what {test_file} runs"
+    elif test_file == "test_airflow.py":
+        from test_airflow import docs_airflow_section
+
+        assert block.text in docs_airflow_section(), f"{block} is not what {test_file} runs"
+    else:
+        raise AssertionError(f"{block}: no check that {test_file} runs it")
 
 
 # ---- checks after a page ran
@@ -257,11 +276,18 @@ def after_readme(run: PageRun) -> None:
         assert_matches_truth(table, read_duckdb(str(db), "listrak", table), run.sim.account.ground_truth(table, start))
     for result in run.outputs.values():
         assert "WARNING" not in result.stderr, result.stderr
+    # The demo loads both APIs: its REST tables equal the REST truth of the account it served.
+    demo_line = next(line for line in commands(section("Quick start")) if line.startswith("listrak-sync demo"))
+    scale = shlex.split(demo_line.split("#")[0])[shlex.split(demo_line.split("#")[0]).index("--scale") + 1]
+    served = Simulator(scale=scale, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)
+    for table in REST_TABLE_NAMES:
+        assert_matches_truth(table, read_duckdb(str(run.work / "demo.duckdb"), "listrak", table),
+                             served.account.rest_ground_truth(table, EPOCH))
     # The demo's hint, and its example queries pasted into it, work in the directory it ran in.
     demo_output = next(result.stdout for result in run.outputs.values() if "Run any query yourself" in result.stdout)
     hint = demo_output.split("Run any query yourself", 1)[1].splitlines()[1].strip()
     queries = re.findall(r"^(SELECT .*);$", demo_output, flags=re.M)
-    assert len(queries) >= 3
+    assert len(queries) >= 5
     for query in [None, *queries]:
         line = hint if query is None else shlex.join([*shlex.split(hint)[:-1], query])
         result = sh(line, run.work, run.env)
@@ -322,6 +348,8 @@ def test_every_block_of_the_page_runs_as_written(page: str, tmp_path: Path, requ
     home.mkdir()
     with Simulator(scale="tiny", page_size=7, users=PAGE_USERS) as sim:
         env = user_env(sim, LISTRAK_USERNAME=DEFAULT_USERNAME, LISTRAK_PASSWORD=DEFAULT_PASSWORD, HOME=str(home))
+        if os.geteuid() == 0:  # dlt keeps root's pipelines in /var/dlt, shared by every run on the machine
+            env["DLT_DATA_DIR"] = str(home / ".dlt")  # where a user's are: ~/.dlt
         env["PATH"] = f"{BIN}{os.pathsep}{path}"
         run = PageRun(work, env, sim)
         run_page(page, run)

@@ -47,6 +47,8 @@ def test_settings_fields_are_the_library_keys_with_their_types_and_defaults() ->
         assert str(field.type) == (Secret.__name__ if setting.secret else ANNOTATIONS[setting.type]), name
         if setting.required:
             assert field.default is dataclasses.MISSING, name
+        elif setting.secret:  # an unset secret is the empty Secret, never None
+            assert field.default == Secret(setting.default or ""), name
         else:
             assert field.default == setting.default, name
             assert setting.shown_default is not None or setting.default is not None, name
@@ -92,10 +94,11 @@ def test_every_key_is_on_exactly_its_surfaces(setting: Setting) -> None:
     assert (row in block) == (Surface.RUN in setting.surfaces), setting.name
 
 
-def test_the_password_has_no_flag_anywhere_and_is_the_only_secret() -> None:
-    assert [s.name for s in SETTINGS if s.secret] == ["password"]
+def test_the_password_and_client_secret_have_no_flag_anywhere_and_are_the_only_secrets() -> None:
+    assert [s.name for s in SETTINGS if s.secret] == ["password", "client_secret"]
     assert all(s.flag is None for s in SETTINGS if s.secret)
     assert about()["settings"]["properties"]["password"]["writeOnly"] is True
+    assert about()["settings"]["properties"]["client_secret"]["writeOnly"] is True
 
 
 # ---- resolution through dlt's configuration, each case in a fresh process

@@ -50,6 +50,7 @@ def test_stats_count_requests_per_operation_over_http_and_python(simulator: Simu
     assert over_http["requests"] == {"(unrouted)": 1, "GetContactListCollection": 3,
                                      "ReportListMessageActivity": lists, "ReportRangeMessageContactOpen": 1}
     assert over_http["requests_total"] == 5 + lists
+    assert over_http["requests_by_object"]["ReportRangeMessageContactOpen"] == {str(msg_id): 1}
     assert over_http["rows"]["GetContactListCollection"] == 2 * lists
     assert over_http["auth_failures"] == {"InvalidLogonAttempt": 1}
     assert over_http["malformed"] == 1

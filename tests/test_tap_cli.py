@@ -182,7 +182,8 @@ def test_about_json_and_markdown() -> None:
     assert about["name"] == "tap-listrak" and about["version"]
     assert {"catalog", "properties", "discover", "state", "about"} <= set(about["capabilities"])
     settings = about["settings"]
-    assert settings["required"] == ["username", "password", "start_date"]
+    # username/password or client_id/client_secret: neither pair is required on its own
+    assert settings["required"] == ["start_date"]
     assert {"interval_days", "endpoint", "concurrency", "read_timeout"} <= set(settings["properties"])
     assert settings["properties"]["password"]["secret"] is True
     assert "tables" not in settings["properties"]  # selection is the catalog's job

@@ -12,8 +12,10 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 from listrak_sync.errors import (
     AccessError,
     ConfigError,
+    EndlessPagesError,
     ListrakSyncError,
     ObjectRefusedError,
+    ObjectSkippedError,
     TerminalError,
     TransientError,
 )
@@ -28,8 +30,10 @@ __all__ = [
     "Column",
     "ColumnType",
     "ConfigError",
+    "EndlessPagesError",
     "ListrakSyncError",
     "ObjectRefusedError",
+    "ObjectSkippedError",
     "Stream",
     "TerminalError",
     "TransientError",

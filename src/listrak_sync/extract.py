@@ -3,8 +3,8 @@
 The extractor knows which requests make up a stream (date windows for messages, pages for
 everything per message or per list) and stamps the parent key (``MsgID``/``ListID``) on rows
 that do not carry it. It never retries or classifies errors (the client does); it only
-decides that a refused list or message is skipped, recorded in :attr:`Extractor.skipped`
-and logged, while the rest goes on.
+decides that a refused list or message, or one whose pages never end, is skipped, recorded in
+:attr:`Extractor.skipped` and logged, while the rest goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from listrak_sync.errors import ConfigError, ObjectRefusedError
+from listrak_sync.errors import (
+    ConfigError,
+    EndlessPagesError,
+    ObjectRefusedError,
+    ObjectSkippedError,
+    ShortOfCounterError,
+    no_lists_visible,
+)
 from listrak_sync.progress import RunProgress
 from listrak_sync.settings import Settings
 from listrak_sync.soap.client import ListrakClient
@@ -99,11 +106,11 @@ class Extractor:
         self.client = client
         self.settings = settings
         self.progress = progress if progress is not None else RunProgress()
-        self.skipped: list[ObjectRefusedError] = []
+        self.skipped: list[ObjectSkippedError] = []
         self._now = now or client.service_now
         self.clock = ServiceClock(settings.source_timezone)
         self._lock = threading.Lock()
-        self._skipped_keys: set[tuple[str, int | None]] = set()
+        self._skipped_keys: set[tuple[str, int | None, str]] = set()
         self._counters: dict[int, dict[str, Any]] = {}
 
     # -- lists and messages ----------------------------------------------------------------------
@@ -112,10 +119,14 @@ class Extractor:
         """The lists the API user can see, filtered to ``settings.list_ids`` if given.
 
         Raises:
+            NoListsVisibleError: the user sees no list at all (for every adapter alike: a run,
+                the tap and ``check`` all stop with its one line and exit 3).
             ConfigError: a requested list ID is not visible to the user (the message lists the
                 visible ones).
         """
         table = self.client.fetch(LISTS)
+        if table.num_rows == 0:
+            raise no_lists_visible(self.settings.username)
         wanted = self.settings.list_ids
         if wanted is None:
             self.progress.add_rows(LISTS.name, table.num_rows)
@@ -167,6 +178,9 @@ class Extractor:
     ) -> list[pa.Table]:
         """:meth:`messages` of several lists, asked concurrently; the tables in ``list_ids`` order.
 
+        A message ID is the service's own, unique in the account: were one listed under several
+        lists, only its row of the last of them is kept (counted as a repeated row).
+
         Raises:
             The errors of :meth:`messages`; the calls not yet started are dropped.
         """
@@ -174,17 +188,30 @@ class Extractor:
         pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="listrak-messages")
         try:
             futures = [pool.submit(self.messages, list_id, reach=reaches.get(list_id)) for list_id in list_ids]
-            return [future.result() for future in futures]
+            return self._each_message_once([future.result() for future in futures])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _each_message_once(self, tables: list[pa.Table]) -> list[pa.Table]:
+        later = pa.array([], pa.int64())
+        once = []
+        for table in reversed(tables):
+            again = pc.is_in(table.column("MsgID"), value_set=later)
+            if pc.any(again).as_py():
+                kept = table.filter(pc.invert(again))
+                self.client.stats.count_repeated(MESSAGES.name, table.num_rows - kept.num_rows)
+                table = kept
+            once.append(table)
+            later = pa.concat_arrays([later, table.column("MsgID").combine_chunks()])
+        return once[::-1]
 
     def refused_list(self, list_id: int) -> bool:
         """Whether the service refused ``list_id`` in this run."""
         with self._lock:
-            return ("list", list_id) in self._skipped_keys
+            return ("list", list_id, "") in self._skipped_keys
 
     def _remember_counters(self, table: pa.Table) -> None:
-        names = sorted(set(_SIZE_HINTS.values()))
+        names = sorted({*_SIZE_HINTS.values(), *(s.counter for s in ACTIVITY_STREAMS if s.counter), "SendDate"})
         rows = zip(column_ints(table, "MsgID"), *(table.column(n).to_pylist() for n in names), strict=True)
         with self._lock:
             for msg_id, *values in rows:
@@ -298,7 +325,7 @@ class Extractor:
             for stream, msg_id, start in units:
                 if start not in ranges:  # one EndDate for the units of one start
                     ranges[start] = self._range(start)
-                yield self._activity_walk(stream, msg_id, *ranges[start])
+                yield self._activity_walk(stream, msg_id, *ranges[start], start)
 
         for walk, page in self._walk(walks(), report_done=True):
             yield walk.stream, walk.object_id, page
@@ -318,11 +345,22 @@ class Extractor:
 
     def _walk(self, walks: Iterable[Walk], report_done: bool = False) -> Iterator[tuple[Walk, pa.Table | None]]:
         return walk_concurrently(walks, workers=self.settings.concurrency, progress=self.progress,
-                                 on_refused=self._skip, report_done=report_done)
+                                 on_skipped=self._skip, report_done=report_done)
 
-    def _activity_walk(self, stream: Stream, msg_id: int, first: datetime, end: datetime) -> Walk:
+    def _activity_walk(self, stream: Stream, msg_id: int, first: datetime, end: datetime,
+                       start: datetime | None = None) -> Walk:
         params = request_params(stream, msg_id, first, end)
-        return Walk(stream, msg_id, self.client.iter_pages(stream, scope=("message", msg_id), **params))
+        hint = _SIZE_HINTS[stream.name]
+        with self._lock:
+            known = self._counters.get(msg_id, {})
+        counted = known.get(hint)
+        counter = (hint, int(counted)) if counted is not None else None
+        sent = known.get("SendDate")
+        # Only a read from the message's first event holds every row its counter counts.
+        whole = start is None or (sent is not None and utc(start) <= utc(sent))
+        at_least = counter[1] if counter and stream.counter_counts_rows and whole else None
+        return Walk(stream, msg_id, self.client.iter_pages(stream, scope=("message", msg_id), counter=counter,
+                                                           at_least=at_least, **params))
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -346,24 +384,55 @@ class Extractor:
 
     def refused_messages(self) -> set[int]:
         """IDs of the messages the service refused so far (their rows were not fetched)."""
-        return self._refused("message")
+        return self._ids("message", ObjectRefusedError)
 
     def refused_lists(self) -> set[int]:
         """IDs of the lists the service refused so far."""
-        return self._refused("list")
+        return self._ids("list", ObjectRefusedError)
 
-    def _refused(self, kind: str) -> set[int]:
-        with self._lock:
-            return {e.object_id for e in self.skipped if e.kind == kind and e.object_id is not None}
+    def skipped_messages(self) -> set[int]:
+        """IDs of the messages skipped so far: refused, or with pages that never ended. Not all
+        their rows are in, so the plan does not move for them."""
+        return self._ids("message", (ObjectRefusedError, EndlessPagesError))
 
-    def _skip(self, error: ObjectRefusedError) -> None:
+    def skipped_lists(self) -> set[int]:
+        """IDs of the lists skipped so far (as :meth:`skipped_messages`)."""
+        return self._ids("list", (ObjectRefusedError, EndlessPagesError))
+
+    def short_counts(self, stream: Stream) -> dict[int, int]:
+        """The messages whose ``stream`` rows fell short of their counter, and how many came."""
+        return {e.object_id: e.fetched for e in self.short if e.stream == stream.name and e.object_id is not None}
+
+    @property
+    def short(self) -> list[ShortOfCounterError]:
+        """The messages whose rows fell short of their counters (read again next run)."""
         with self._lock:
-            key = (error.kind, error.object_id)
+            return [e for e in self.skipped if isinstance(e, ShortOfCounterError)]
+
+    @property
+    def incomplete(self) -> list[EndlessPagesError]:
+        """The objects whose pages never ended: the run is incomplete."""
+        with self._lock:
+            return [e for e in self.skipped if isinstance(e, EndlessPagesError)]
+
+    def _ids(self, kind: str, of: type[ObjectSkippedError] | tuple[type[ObjectSkippedError], ...]) -> set[int]:
+        with self._lock:
+            return {e.object_id for e in self.skipped
+                    if isinstance(e, of) and e.kind == kind and e.object_id is not None}
+
+    def _skip(self, error: ObjectSkippedError) -> None:
+        # A refusal is the object's, whatever stream met it; a short or endless read is one stream's.
+        stream = "" if isinstance(error, ObjectRefusedError) else getattr(error, "stream", "") or str(error)
+        with self._lock:
+            key = (error.kind, error.object_id, stream)
             if key in self._skipped_keys:
                 return
             self._skipped_keys.add(key)
             self.skipped.append(error)
-        log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
+        if isinstance(error, ObjectRefusedError):
+            log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
+        else:
+            log.warning("%s", error)
 
 
 def _check_activity(stream: Stream) -> None:

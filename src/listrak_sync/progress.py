@@ -39,6 +39,8 @@ class ProgressSnapshot:
         phase: ``connecting``, ``extract``, ``normalize``, ``load`` or ``done``.
         units_done: work units finished.
         units_total: work units known so far (grows while activity batches are planned).
+        units_resumed: work units (among ``units_done``) served from the checkpoint of an
+            interrupted run instead of fetched.
         rows: rows extracted, all tables.
         table_rows: rows extracted per table.
         requests: HTTP requests sent (from the client's counters).
@@ -60,6 +62,7 @@ class ProgressSnapshot:
     phase_elapsed: float = 0.0
     rate: float = 0.0
     eta: float | None = None
+    units_resumed: int = 0
 
     @property
     def fraction(self) -> float | None:
@@ -87,6 +90,7 @@ class RunProgress:
         self._units_started: float | None = None
         self._units_total = 0
         self._units_done = 0
+        self._units_resumed = 0
         self._rows: Counter[str] = Counter()
         self._listeners: list[Callable[[str], None]] = []
 
@@ -104,6 +108,19 @@ class RunProgress:
         with self._lock:
             self._units_done += 1
             self._rows[table] += rows
+
+    def unit_resumed(self, table: str, rows: int) -> None:
+        """One work unit of ``table`` was served from the checkpoint of an interrupted run."""
+        with self._lock:
+            self._units_done += 1
+            self._units_resumed += 1
+            self._rows[table] += rows
+
+    @property
+    def units_resumed(self) -> int:
+        """Work units served from the checkpoint of an interrupted run so far."""
+        with self._lock:
+            return self._units_resumed
 
     def add_rows(self, table: str, rows: int) -> None:
         """Rows that belong to no unit (lists, messages) or to a unit still going on."""
@@ -157,14 +174,16 @@ class RunProgress:
         with self._lock:
             now = self._clock()
             phase, done, total = self._phase, self._units_done, self._units_total
+            resumed = self._units_resumed
             table_rows = dict(self._rows)
             extract_seconds = (self._extract_ended if self._extract_ended is not None else now) - self._started
             unit_seconds = now - self._units_started if self._units_started is not None else 0.0
             phase_elapsed = now - self._phase_started
         rows = sum(table_rows.values())
         eta = None
-        if done >= ETA_MIN_UNITS and unit_seconds > 0:
-            eta = (total - done) * unit_seconds / done
+        fetched = done - resumed  # units served from a checkpoint take no time: not a measure of the rest
+        if fetched >= ETA_MIN_UNITS and unit_seconds > 0:
+            eta = (total - done) * unit_seconds / fetched
         return ProgressSnapshot(
             phase=phase,
             units_done=done,
@@ -177,6 +196,7 @@ class RunProgress:
             phase_elapsed=phase_elapsed,
             rate=rows / extract_seconds if extract_seconds > 0 else 0.0,
             eta=eta,
+            units_resumed=resumed,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import math
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -19,8 +20,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from listrak_sync.errors import ConfigError
-from listrak_sync.settings_table import PRODUCTION_ENDPOINT, SETTINGS_BY_FIELD, SettingType, default_of
-from listrak_sync.streams import STREAM_NAMES
+from listrak_sync.settings_table import (
+    PRODUCTION_ENDPOINT,
+    REST_ENDPOINT,
+    SETTINGS_BY_FIELD,
+    TOKEN_ENDPOINT,
+    Setting,
+    SettingType,
+    default_of,
+)
+from listrak_sync.streams import REST_TABLE_NAMES, STREAM_NAMES
 from listrak_sync.time import ServiceClock, utc
 
 START_DATE_FORMS = "MM/DD/YYYY, YYYY-MM-DD or an ISO timestamp such as 2024-01-31T08:00:00Z"
@@ -29,6 +38,9 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 # Far above any polite load on one account; a typo like 800 should fail loudly, not hammer Listrak.
 MAX_CONCURRENCY = 64
+# Listrak was founded in 1999; a start date before 1990 is a typo (0001-01-01 overflowed the
+# service-time arithmetic and failed with a traceback after the lists call).
+EARLIEST_START = datetime(1990, 1, 1)
 
 
 class Secret:
@@ -43,7 +55,7 @@ class Secret:
         self._value = value
 
     def reveal(self) -> str:
-        """Return the secret value (for the SOAP header only)."""
+        """Return the secret value (for the SOAP header or the token request only)."""
         return self._value
 
     def __repr__(self) -> str:
@@ -78,9 +90,14 @@ def parse_start_date(value: str | date | datetime, *, now: datetime | None = Non
         ``source_timezone``, so ``Settings.start_date`` is always an instant.
 
     Raises:
-        ConfigError: malformed, impossible (02/30/2024) or in the future.
+        ConfigError: malformed, impossible (02/30/2024), before 1990 or in the future.
     """
     parsed = _start_date_value(value)
+    if _utc_wall(parsed) < EARLIEST_START:
+        raise ConfigError(
+            f"Start date {value!s} is before {EARLIEST_START:%Y-%m-%d}, long before Listrak held any data. "
+            f"Pass a date from then on as {START_DATE_FORMS}."
+        )
     current = now or datetime.now(timezone.utc).replace(tzinfo=None)
     if _utc_wall(parsed) > current:
         raise ConfigError(
@@ -171,8 +188,8 @@ def parse_tables(value: str | Iterable[Any]) -> tuple[str, ...]:
     names: list[str] = []
     for item in items:
         name = str(item).strip()
-        if name not in STREAM_NAMES:
-            raise ConfigError(f"Unknown table {name!r}. Valid tables: {', '.join(STREAM_NAMES)}.")
+        if name not in STREAM_NAMES + REST_TABLE_NAMES:
+            raise ConfigError(f"Unknown table {name!r}. Valid tables: {', '.join(STREAM_NAMES + REST_TABLE_NAMES)}.")
         if name not in names:
             names.append(name)
     if not names:
@@ -188,12 +205,16 @@ class Settings:
     holds their defaults, meanings and the reasons for each default.
     """
 
-    username: str
-    password: Secret
+    username: str = default_of("username")
+    password: Secret = Secret("")
     # An aware UTC instant once built: a date typed without a zone is the service's wall time in
     # source_timezone, one with Z or an offset is that instant.
-    start_date: datetime
+    start_date: datetime = dataclasses.field(kw_only=True)
+    client_id: str = default_of("client_id")
+    client_secret: Secret = Secret("")
     endpoint: str = default_of("endpoint")
+    rest_endpoint: str = default_of("rest_endpoint")
+    token_endpoint: str = default_of("token_endpoint")
     concurrency: int = default_of("concurrency")
     connect_timeout: float = default_of("connect_timeout")
     read_timeout: float = default_of("read_timeout")
@@ -213,15 +234,42 @@ class Settings:
     send_settle_hours: float = default_of("send_settle_hours")
     full_recheck_days: float = default_of("full_recheck_days")
     lookback_hours: float = default_of("lookback_hours")
+    counter_reading: str = default_of("counter_reading")
+
+    @property
+    def has_soap(self) -> bool:
+        """Whether the SOAP credentials (username and password) are set: the nine SOAP tables."""
+        return bool(self.username.strip()) and bool(self.password)
+
+    @property
+    def has_rest(self) -> bool:
+        """Whether the REST credentials (client ID and secret) are set: the REST tables."""
+        return bool(self.client_id.strip()) and bool(self.client_secret)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.password, Secret):
-            raise ConfigError("Settings.password must be a Secret; use Settings.from_mapping to build settings.")
-        if not self.username or not self.username.strip():
-            raise ConfigError("The Listrak username is empty. Set LISTRAK_USERNAME (or pass --username).")
-        if not self.password.reveal():
-            raise ConfigError("The Listrak password is empty. Set LISTRAK_PASSWORD.")
+        for name in ("password", "client_secret"):
+            if not isinstance(getattr(self, name), Secret):
+                raise ConfigError(f"Settings.{name} must be a Secret; use Settings.from_mapping to build settings.")
+        soap = bool(self.username.strip()) or bool(self.password)
+        rest = bool(self.client_id.strip()) or bool(self.client_secret)
+        if not soap and not rest:
+            raise ConfigError(
+                "No Listrak credentials. Set LISTRAK_USERNAME and LISTRAK_PASSWORD (the SOAP API), or "
+                "LISTRAK_CLIENT_ID and LISTRAK_CLIENT_SECRET (the REST API), or both."
+            )
+        if soap or not rest:
+            if not self.username or not self.username.strip():
+                raise ConfigError("The Listrak username is empty. Set LISTRAK_USERNAME (or pass --username).")
+            if not self.password.reveal():
+                raise ConfigError("The Listrak password is empty. Set LISTRAK_PASSWORD.")
+        if rest:
+            if not self.client_id.strip():
+                raise ConfigError("The Listrak client ID is empty. Set LISTRAK_CLIENT_ID (or pass --client-id).")
+            if not self.client_secret.reveal():
+                raise ConfigError("The Listrak client secret is empty. Set LISTRAK_CLIENT_SECRET.")
         _check_endpoint(self.endpoint)
+        _check_endpoint(self.rest_endpoint, "rest_endpoint", REST_ENDPOINT)
+        _check_endpoint(self.token_endpoint, "token_endpoint", TOKEN_ENDPOINT)
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise ConfigError(
                 f"concurrency must be between 1 and {MAX_CONCURRENCY} requests in flight, got "
@@ -252,6 +300,9 @@ class Settings:
             )
         if self.interval_days < 1:
             raise ConfigError(f"interval_days must be at least 1, got {self.interval_days}.")
+        for key, setting in SETTINGS_BY_FIELD.items():
+            if setting.limits is not None:
+                check_limits(setting, getattr(self, key))
         _check_timezone(self.source_timezone)
         # Resolved once, here: past validation the start date is an instant, whatever was typed.
         object.__setattr__(self, "start_date", _start_instant(self.start_date, self.source_timezone))
@@ -266,7 +317,8 @@ class Settings:
         the field's default.
 
         Args:
-            mapping: field name to value; ``username``, ``password`` and ``start_date`` are required.
+            mapping: field name to value; ``start_date`` is required, and ``username`` and
+                ``password`` (SOAP) or ``client_id`` and ``client_secret`` (REST), or both.
 
         Returns:
             Validated settings.
@@ -280,14 +332,29 @@ class Settings:
         if unknown:
             raise ConfigError(f"Unknown setting(s) {', '.join(unknown)}. Valid settings: {', '.join(fields)}.")
         values = {key: value for key, value in mapping.items() if value is not None}
+        soap_only = not {"client_id", "client_secret"} & set(values) and {"username", "password"} & set(values)
         for key, setting in SETTINGS_BY_FIELD.items():
-            if setting.required and key not in values:
+            if (setting.required or (soap_only and key in ("username", "password"))) and key not in values:
                 raise ConfigError(f"Missing setting {key!r}. Set {setting.env}.")
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
             setting = SETTINGS_BY_FIELD[key]
             kwargs[key] = (_as_secret if setting.secret else _PARSERS[setting.type])(key, value)
         return cls(**kwargs)
+
+
+def check_limits(setting: Setting, value: float) -> float:
+    """``value`` if it is a finite number within ``setting.limits``.
+
+    Raises:
+        ConfigError: NaN, infinite or out of range, naming the setting and its range.
+    """
+    if not math.isfinite(value):
+        raise ConfigError(f"{setting.name} must be a finite number, got {value}. Use {setting.range_text}.")
+    low, high = setting.limits or (-math.inf, math.inf)
+    if not low <= value <= high:
+        raise ConfigError(f"{setting.name} must be within {setting.range_text}, got {value}.")
+    return value
 
 
 def _as_str(key: str, value: Any) -> str:
@@ -358,15 +425,17 @@ _PARSERS = {
 }
 
 
-def _check_endpoint(endpoint: str) -> None:
+def _check_endpoint(endpoint: str, name: str = "endpoint", production: str = PRODUCTION_ENDPOINT) -> None:
     parts = urlsplit(endpoint)
+    label = "Endpoint" if name == "endpoint" else name
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"Endpoint {endpoint!r} is not an http(s) URL. Use {PRODUCTION_ENDPOINT}, "
+            f"{label} {endpoint!r} is not an http(s) URL. Use {production}, "
             "a proxy's URL, or the URL the simulator prints."
         )
     if parts.username or parts.password:
-        raise ConfigError("The endpoint URL must not hold credentials; set LISTRAK_USERNAME/LISTRAK_PASSWORD instead.")
+        pair = "LISTRAK_USERNAME/LISTRAK_PASSWORD" if name == "endpoint" else "LISTRAK_CLIENT_ID/LISTRAK_CLIENT_SECRET"
+        raise ConfigError(f"The {name} URL must not hold credentials; set {pair} instead.")
 
 
 def _check_timezone(name: str) -> None:
@@ -384,6 +453,7 @@ __all__ = [
     "START_DATE_FORMS",
     "Secret",
     "Settings",
+    "check_limits",
     "parse_list_ids",
     "parse_tables",
     "parse_start_date",

@@ -16,7 +16,7 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from listrak_sync.errors import ObjectRefusedError
+from listrak_sync.errors import ObjectSkippedError
 from listrak_sync.progress import RunProgress
 from listrak_sync.soap.parse import arrow_schema
 from listrak_sync.streams import Stream
@@ -35,20 +35,21 @@ class Walk:
 
 
 def walk_concurrently(
-    walks: Iterable[Walk], *, workers: int, progress: RunProgress, on_refused: Callable[[ObjectRefusedError], None],
+    walks: Iterable[Walk], *, workers: int, progress: RunProgress, on_skipped: Callable[[ObjectSkippedError], None],
     report_done: bool = False,
 ) -> Iterator[tuple[Walk, pa.Table | None]]:
     """The pages of every walk, fetched by at most ``workers`` threads, in the caller's thread.
 
     Rows are counted per page into ``progress``, and a work unit as done when its walk has no
-    more pages. An error other than a refusal stops the other tasks and is raised here; a
-    refused object is handed to ``on_refused`` and its walk ends.
+    more pages. An error other than a skip stops the other tasks and is raised here; a
+    skipped object (refused, or its pages would never end) is handed to ``on_skipped`` and its
+    walk ends.
 
     Args:
         walks: the objects' walks (a lazy iterable is taken as the window needs more).
         workers: most pages in flight at once.
         progress: the run's counters.
-        on_refused: told of each object the service refused.
+        on_skipped: told of each object skipped.
         report_done: also yield ``(walk, None)`` once a walk is over (all its pages yielded).
 
     Yields:
@@ -61,7 +62,7 @@ def walk_concurrently(
     try:
         while True:
             for walk in queue:
-                pending[pool.submit(_next_page, walk, stop, on_refused)] = walk
+                pending[pool.submit(_next_page, walk, stop, on_skipped)] = walk
                 if len(pending) >= 2 * workers:
                     break
             if not pending:
@@ -76,7 +77,7 @@ def walk_concurrently(
                         yield walk, None
                     continue
                 # The next page is asked for while this one is handed on.
-                pending[pool.submit(_next_page, walk, stop, on_refused)] = walk
+                pending[pool.submit(_next_page, walk, stop, on_skipped)] = walk
                 progress.add_rows(walk.stream.name, page.num_rows)
                 yield walk, page
     finally:
@@ -86,14 +87,14 @@ def walk_concurrently(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _next_page(walk: Walk, stop: threading.Event, on_refused: Callable[[ObjectRefusedError], None]) -> pa.Table | None:
-    """The next page of one walk, or None when it has no more (or is refused)."""
+def _next_page(walk: Walk, stop: threading.Event, on_skipped: Callable[[ObjectSkippedError], None]) -> pa.Table | None:
+    """The next page of one walk, or None when it has no more (or is skipped)."""
     if stop.is_set():
         return None
     try:
         page = next(walk.pages, None)
-    except ObjectRefusedError as exc:
-        on_refused(exc)
+    except ObjectSkippedError as exc:
+        on_skipped(exc)
         return None
     if page is None:
         return None

@@ -1,4 +1,4 @@
-"""``listrak-sync demo``: the simulator, a full replication into DuckDB, and a first look."""
+"""``listrak-sync demo``: the simulator, a full replication of both APIs into DuckDB, and a first look."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import duckdb
 
 from listrak_sync.pipeline.runner import DEFAULT_DATASET, RunSummary, replicate
 from listrak_sync.settings import Settings
-from listrak_sync.simulator import DEFAULT_PASSWORD, DEFAULT_USERNAME, Simulator
+from listrak_sync.simulator import (
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    Simulator,
+)
 from listrak_sync.simulator.data import EPOCH
 
 EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
@@ -27,16 +33,28 @@ EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
         "JOIN listrak.lists l USING (list_id) GROUP BY ALL ORDER BY subscribed DESC",
     ),
     (
-        "Open rate by month",
+        "Opens per 100 delivered, by month (OpenCount counts every open)",
         "SELECT date_trunc('month', send_date) AS month, round(100.0 * sum(open_count) / "
         "nullif(sum(deliver_count), 0), 1) AS open_pct FROM listrak.messages GROUP BY ALL ORDER BY month",
+    ),
+    (
+        "Automated journeys (REST): sends, opens and revenue per conversation",
+        "SELECT c.conversation_name, sum(s.sent_count) AS sent, sum(s.open_count) AS opens, "
+        "round(sum(s.revenue), 2) AS revenue FROM listrak.conversation_message_summaries s "
+        "JOIN listrak.conversations c USING (list_id, conversation_id) GROUP BY ALL ORDER BY sent DESC",
+    ),
+    (
+        "Transactional sends per template (REST)",
+        "SELECT t.transactional_message_name, count(*) AS sends FROM listrak.transactional_message_activity a "
+        "JOIN listrak.transactional_messages t USING (list_id, transactional_message_id) GROUP BY ALL "
+        "ORDER BY sends DESC LIMIT 5",
     ),
 )
 HINT_QUERY = "SELECT count(*) FROM listrak.messages"
 
 
 def run_demo(*, duckdb_path: str, scale: str = "small", echo: Callable[[str], None] = print) -> RunSummary:
-    """Serve a simulated account on loopback and replicate all of it into ``duckdb_path``.
+    """Serve a simulated account on loopback (SOAP and REST) and replicate all of it into ``duckdb_path``.
 
     Args:
         duckdb_path: the DuckDB file to fill (tables are replaced if it exists).
@@ -47,10 +65,12 @@ def run_demo(*, duckdb_path: str, scale: str = "small", echo: Callable[[str], No
         The run's summary.
     """
     start = EPOCH.strftime("%m/%d/%Y")
-    with Simulator(scale=scale) as sim:
-        echo(f"Simulator serving a {scale!r} account at {sim.url}")
+    with Simulator(scale=scale, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET) as sim:
+        echo(f"Simulator serving a {scale!r} account at {sim.url} (SOAP) and {sim.rest_url} (REST)")
         settings = Settings.from_mapping(
-            {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": start, "endpoint": sim.url}
+            {"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD, "start_date": start, "endpoint": sim.url,
+             "client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET, "rest_endpoint": sim.rest_url,
+             "token_endpoint": sim.token_url}
         )
         echo(f"Replicating everything since {start} into {duckdb_path} ...")
         summary = replicate(settings, duckdb_path=duckdb_path)

@@ -1,8 +1,9 @@
 """The ``listrak-sync`` command line: a thin click layer over the library.
 
 Library errors become one clean line on stderr and an exit code that says what to do:
-0 done; 2 bad usage or configuration; 3 access refused (credentials, IP, lockout); 1 anything
-else. ``--debug`` adds tracebacks; the password is redacted from every log line either way.
+0 done; 2 bad usage or configuration; 3 access refused (credentials, IP, lockout); 5 loaded, but
+some object's pages never ended (named in the summary); 1 anything else. ``--debug`` adds
+tracebacks; the password is redacted from every log line either way.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from typing import Any, TypeVar
 
 import click
 
-from listrak_sync.cli.docs import column_name, describe_streams
-from listrak_sync.errors import EXIT_ERROR, ConfigError, ListrakSyncError, exit_code
+from listrak_sync.cli.docs import TABLE_STREAMS, column_name, describe_streams
+from listrak_sync.errors import EXIT_CONFIG, EXIT_ERROR, ConfigError, IncompleteRunError, ListrakSyncError, exit_code
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.pipeline.display import display
 from listrak_sync.pipeline.run_settings import (
     ALL_ACCOUNTS,
     RunTarget,
     account_names,
+    config_file_error,
     gather,
     select_accounts,
     where_to_set,
@@ -38,7 +40,6 @@ from listrak_sync.progress import RunProgress
 from listrak_sync.settings import Settings
 from listrak_sync.settings_table import Surface, settings_of
 from listrak_sync.soap.client import ListrakClient, unreachable_is_config
-from listrak_sync.streams import STREAMS
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("listrak_sync")
@@ -90,6 +91,9 @@ def _errors(debug: bool) -> Iterator[None]:
         _fail(str(exc), exit_code(exc))
     except Exception as exc:
         _report(exc, debug)
+        unreadable = config_file_error(exc)  # dlt reads its TOML files lazily, from any step
+        if unreadable is not None:
+            _fail(str(unreadable), EXIT_CONFIG)
         _fail(f"Unexpected {type(exc).__name__}: {exc}. Run again with --debug for details.", EXIT_ERROR)
 
 
@@ -108,7 +112,15 @@ def _report(exc: BaseException, debug: bool) -> None:
 
 
 def _credentials(values: dict[str, Any], account: str | None = None) -> None:
-    """Prompt for a missing username or password on a terminal; register the password for redaction."""
+    """Prompt for a missing username or password on a terminal (not when only the REST pair is
+    set: a REST-only user); register the password and the client secret for redaction."""
+    for secret in ("password", "client_secret"):
+        if values.get(secret):
+            REDACT.secrets.add(str(values[secret]))
+    rest_only = bool(values.get("client_id")) and bool(values.get("client_secret")) and not (
+        values.get("username") or values.get("password"))
+    if rest_only:
+        return
     interactive = sys.stdin.isatty()
     owner = f" for account {account}" if account else ""
     if not values.get("username"):
@@ -127,7 +139,8 @@ def _missing(name: str, account: str | None) -> str:
         return f"No Listrak {name} for account {account!r}. Set {where_to_set(name, account)}."
     if name == "username":
         text = ("No Listrak username. Set LISTRAK_USERNAME, pass --username, or add "
-                "username under [sources.listrak] in .dlt/secrets.toml.")
+                "username under [sources.listrak] in .dlt/secrets.toml (or, for the REST tables alone, "
+                "LISTRAK_CLIENT_ID and LISTRAK_CLIENT_SECRET).")
     else:
         text = ("No Listrak password. Set LISTRAK_PASSWORD or add password under "
                 "[sources.listrak] in .dlt/secrets.toml (there is no password flag, by design).")
@@ -231,9 +244,10 @@ def _logging_from(ctx: click.Context, debug: bool | None, verbose: bool | None) 
 
 
 class _LazyGroup(click.Group):
-    """A group whose ``simulator`` command is imported only when it is asked for."""
+    """A group whose ``simulator`` and ``verify`` commands are imported only when asked for."""
 
-    _lazy = {"simulator": ("listrak_sync.simulator.cli", "simulator_command")}
+    _lazy = {"simulator": ("listrak_sync.simulator.cli", "simulator_command"),
+             "verify": ("listrak_sync.cli.verify", "verify_command")}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self._lazy])
@@ -283,21 +297,36 @@ def check(ctx: click.Context, account: str | None, debug: bool | None, verbose: 
 
     def check_one(name: str | None) -> None:
         settings, _ = _settings(flags, require_start=False, account=name)
-        with ListrakClient(settings) as client, unreachable_is_config(client):
-            lists = Extractor(client, settings).lists()
-        rows = lists.select(["ListID", "ListName"]).to_pylist()
         owner = f"account {name}: " if name else ""
-        click.echo(f"OK: {owner}connected to {settings.endpoint} as {settings.username!r}; {len(rows)} lists visible.")
-        for row in rows:
-            click.echo(f"  {row['ListID']:>10}  {row['ListName'] or ''}")
-        if not rows:
-            click.echo(
-                "No lists are assigned to this user: select lists for it under "
-                "Manage > Accounts > User Manager."
-            )
+        if getattr(settings, "has_soap", True):
+            with ListrakClient(settings) as client, unreachable_is_config(client):
+                lists = Extractor(client, settings).lists()
+            rows = lists.select(["ListID", "ListName"]).to_pylist()
+            click.echo(f"OK: {owner}connected to {settings.endpoint} as {settings.username!r}; "
+                       f"{len(rows)} lists visible.")
+            for row in rows:
+                click.echo(f"  {row['ListID']:>10}  {row['ListName'] or ''}")
+        if getattr(settings, "has_rest", False):
+            _check_rest(settings, owner)
 
     with _errors(debug):
         _exit_worst(_each_account(_accounts(account, flags), debug, check_one))
+
+
+def _check_rest(settings: Any, owner: str) -> None:
+    """The REST half of ``check``: a token and the lists the client ID sees."""
+    from listrak_sync.rest.client import RestClient  # the REST client (issue 19 part 1)
+
+    client = RestClient(settings)
+    try:
+        client.check()
+        items = client.get("/List", {}) or []
+    finally:
+        client.close()
+    click.echo(f"OK: {owner}REST API at {settings.rest_endpoint} with client ID {settings.client_id!r}; "
+               f"{len(items)} lists visible.")
+    for item in items:
+        click.echo(f"  {item.get('listId', ''):>10}  {item.get('listName') or ''}")
 
 
 @cli.command()
@@ -316,10 +345,11 @@ def discover(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(describe_streams(), indent=2))
         return
-    for stream in STREAMS:
+    for stream in TABLE_STREAMS:
         parent = f", per row of {stream.parent}" if stream.parent else ""
         key = ", ".join(column_name(k) for k in stream.key)
-        click.echo(f"{stream.name}  (key: {key}; {stream.operation}{parent})")
+        source = f"REST GET {stream.route}" if stream.api == "rest" else stream.operation
+        click.echo(f"{stream.name}  (key: {key}; {source}{parent})")
         click.echo(f"  {stream.description}")
         for column in stream.table_columns:
             field = ".".join(column.path)
@@ -352,6 +382,7 @@ def run(ctx: click.Context, account: str | None, full_refresh: bool, as_json: bo
     """
     debug = _logging_from(ctx, debug, verbose)
     summaries: dict[str, Any] = {}
+    incomplete: list[str] = []
 
     def run_one(name: str | None) -> None:
         settings, target = _settings(flags, account=name)
@@ -363,6 +394,8 @@ def run(ctx: click.Context, account: str | None, full_refresh: bool, as_json: bo
         if account == ALL_ACCOUNTS and not as_json:
             click.echo(("\n" if summaries else "") + f"Account {name}:")
         summaries[str(name)] = summary.as_dict()
+        if summary.incomplete:
+            incomplete.append(str(name))
         if not as_json:
             click.echo(summary.render())
 
@@ -376,6 +409,8 @@ def run(ctx: click.Context, account: str | None, full_refresh: bool, as_json: bo
         elif as_json:
             click.echo(json.dumps(summaries[str(names[0])], indent=2))
         _exit_worst(failures)
+        if incomplete:
+            raise IncompleteRunError()
 
 
 @contextmanager

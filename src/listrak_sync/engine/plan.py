@@ -147,6 +147,8 @@ class Planner:
             of them this run no longer lists, within ``lists``, has vanished (the plan alone
             may not know them, e.g. after another shard's or another pipeline's load).
         lists: the lists of a list shard (default: every list; the run owns the whole dataset).
+        refused_lists: lists the service refused this run: their messages are not listed, but
+            not gone either, so they keep their rows and their plan.
     """
 
     def __init__(
@@ -163,8 +165,10 @@ class Planner:
         trust_counters: bool = True,
         known_messages: Mapping[int, int] | None = None,
         lists: Iterable[int] | None = None,
+        refused_lists: Iterable[int] = (),
     ) -> None:
         self.plan = current_plan(plan)
+        self.refused_lists = set(refused_lists)
         self.modes = dict(modes)
         self.now = _epoch(now)
         self.start = start.isoformat()
@@ -201,7 +205,9 @@ class Planner:
         rechecked = self.rechecked_lists(stream)
         found: dict[int, str] = {}
         for msg_id in self.rows:
-            reason = "list recheck due" if self.list_of[msg_id] in rechecked else self._needs(stream, msg_id)
+            # The message's own reason first: a recheck fetches at the counter it shows, but a
+            # message the plan does not know (or whose counter moved) says more than that.
+            reason = self._needs(stream, msg_id) or ("list recheck due" if self.list_of[msg_id] in rechecked else None)
             if reason:
                 found[msg_id] = reason
         return found
@@ -237,28 +243,34 @@ class Planner:
         return None
 
     def vanished(self) -> list[int]:
-        """Messages the plan or the destination knows that this run no longer lists (their rows go)."""
+        """Messages the plan or the destination knows that this run no longer lists (their rows go),
+        but those of lists refused this run."""
         known = {int(k): int(list_key) for list_key, entry in self.plan["lists"].items()
                  for k in entry.get("messages", {})}
         known.update(self.known_messages)
-        return sorted(m for m, list_id in known.items()
-                      if m not in self.rows and (self.shard is None or list_id in self.shard))
+        return sorted(m for m, list_id in known.items() if m not in self.rows and list_id not in self.refused_lists
+                      and (self.shard is None or list_id in self.shard))
 
     # -- records -----------------------------------------------------------------------------------
 
-    def record(self, stream: Stream, msg_ids: Iterable[int], latest_event: Mapping[int, datetime]) -> None:
+    def record(self, stream: Stream, msg_ids: Iterable[int], latest_event: Mapping[int, datetime],
+               short: Mapping[int, int] | None = None) -> None:
         """Remember that ``stream`` was fetched for ``msg_ids`` with this run's counters.
 
         Args:
             stream: the activity stream.
             msg_ids: messages fetched completely (not refused).
             latest_event: per message, the newest event date among the fetched rows.
+            short: messages whose rows fell short of their counter, and how many came: recorded
+                at that count, below the counter, so the next run reads them again.
         """
         for msg_id in msg_ids:
             row = self.rows[msg_id]
             entry = self._list(self.list_of[msg_id], create=True).setdefault("messages", {})
             seen = entry.setdefault(str(msg_id), {})
             counter = row[stream.counter] if stream.counter else 0
+            if short and msg_id in short:
+                counter = short[msg_id]
             previous = seen.get(stream.name)
             if previous is None:
                 # First sight: the counter's history is unknown. Recent activity means events
@@ -269,7 +281,8 @@ class Planner:
                 moved_at = self.now if previous[0] != counter else previous[1]
             seen[stream.name] = [counter, moved_at, self.now]
 
-    def finish(self, stream: Stream, refused_messages: set[int], refused_lists: set[int]) -> None:
+    def finish(self, stream: Stream, refused_messages: set[int], refused_lists: set[int], *,
+               stamp_rechecks: bool = True) -> None:
         """Close one stream's part of the plan once its rows are all handed over.
 
         Vanished messages and lists lose this stream's entries (their rows were deleted in the
@@ -279,10 +292,11 @@ class Planner:
             stream: the activity stream that is done.
             refused_messages: messages the service refused this run (no recheck counted).
             refused_lists: lists the service refused this run.
+            stamp_rechecks: stamp the lists rechecked in full (not after a repair of some messages).
         """
         current = set(self.list_of.values())
         lists = self.plan["lists"]
-        for list_key in list(lists):
+        for list_key in [k for k in lists if int(k) not in self.refused_lists]:
             entry = lists[list_key]
             messages = entry.get("messages", {})
             for key in [k for k in messages if int(k) not in self.rows]:
@@ -293,7 +307,8 @@ class Planner:
                 entry.get("checked", {}).pop(stream.name, None)
                 if not messages and not entry.get("checked") and not entry.get("reach"):
                     del lists[list_key]
-        due = current if self.modes[stream.name].full else self.rechecked_lists(stream)
+        due = set() if not stamp_rechecks else current if self.modes[stream.name].full else \
+            self.rechecked_lists(stream)
         blocked = refused_lists | {self.list_of[m] for m in refused_messages if m in self.list_of}
         for list_id in due - blocked:
             self._list(list_id, create=True).setdefault("checked", {})[stream.name] = self.now

@@ -7,6 +7,9 @@ An adapter (the dlt source, the Singer tap) asks :class:`SyncEngine`, in this or
    read, :meth:`~SyncEngine.record_messages`.
 3. :meth:`~SyncEngine.plan_activity`: the work units (stream, message, start, reason) this run
    fetches, from the messages just read and their counters.
+   Units an interrupted run already fetched (its checkpoint, :attr:`WorkUnit.key`) are
+   planned like any other and marked :attr:`~WorkUnit.stored`: the adapter serves them from
+   where it kept them instead of fetching them.
 4. :meth:`~SyncEngine.record` as units finish (the checkpoint: which (stream, message) pairs
    are done, with the counters they were fetched at), then :meth:`~SyncEngine.finish` per stream.
 
@@ -24,8 +27,8 @@ bookmarked, ``L`` before that bookmark; never before the start date.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +45,7 @@ from listrak_sync.engine.plan import (
     stream_modes,
 )
 from listrak_sync.engine.reach import message_reach, record_reach
+from listrak_sync.errors import ConfigError
 from listrak_sync.extract import MessageReach
 from listrak_sync.settings import Settings
 from listrak_sync.soap.parse import parse_service_instant
@@ -49,6 +53,9 @@ from listrak_sync.streams import Stream
 
 log = logging.getLogger(__name__)
 
+
+UnitKey = tuple[str, int, "int | None", str]
+"""(stream, MsgID, counter, start) of a work unit: see :attr:`WorkUnit.key`."""
 
 ResumeSince = Callable[[str, int, int, datetime], "datetime | None"]
 
@@ -91,6 +98,10 @@ class WorkUnit:
         start: the instant its event range starts at; ``None`` for a stream without dates
             (``message_sends``).
         reason: why it is fetched (``new to the plan``, ``counter moved``, ...).
+        counter: the message's counter for the stream when the unit was planned (deliveries
+            for ``message_sends``, which has none); None when the messages read lacks it.
+        stored: an interrupted run of the same plan fetched it already, at the same counter
+            (see :meth:`SyncEngine.plan_activity`): it is served from there, not fetched.
     """
 
     stream: Stream
@@ -98,6 +109,14 @@ class WorkUnit:
     list_id: int
     start: datetime | None
     reason: str
+    counter: int | None = None
+    stored: bool = False
+
+    @property
+    def key(self) -> UnitKey:
+        """What identifies the unit's rows in a checkpoint: a unit planned with another counter
+        or another start is other work, fetched again."""
+        return (self.stream.name, self.parent, self.counter, self.start.isoformat() if self.start else "")
 
 
 class SyncEngine:
@@ -154,6 +173,7 @@ class SyncEngine:
                 self.plan["streams"][stream.name] = {"start": start.isoformat()}
         self.planner: Planner | None = None
         self.units: list[WorkUnit] = []
+        self.repairing = False
 
     @property
     def mode(self) -> RunMode:
@@ -204,34 +224,56 @@ class SyncEngine:
 
     # -- activity ---------------------------------------------------------------------------------
 
-    def plan_activity(self, messages: pa.Table, now: datetime) -> list[WorkUnit]:
+    def plan_activity(self, messages: pa.Table, now: datetime,
+                      only: Callable[[pa.Table, Mapping[str, Any]], Collection[tuple[str, int]]] | None = None,
+                      *, refused_lists: Iterable[int] = (),
+                      stored: Container[UnitKey] = ()) -> list[WorkUnit]:
         """The work units of this run, by stream and then by send order.
 
         Args:
             messages: this run's messages (at least :data:`~listrak_sync.engine.plan.PLAN_COLUMNS`).
             now: when the counters were read (aware).
+            only: a repair (``listrak-sync verify --repair``): given the messages and the plan, the exact
+                ``(stream name, MsgID)`` pairs to fetch, with the reason ``repair``; nothing else
+                is fetched and no list counts as rechecked.
+            refused_lists: lists the service refused this run: refused is not gone, so their
+                messages keep their rows and their plan.
+            stored: keys of units an interrupted run of the same plan fetched completely; the
+                units planned now with those keys are marked :attr:`WorkUnit.stored`.
         """
+        chosen = None if only is None else set(only(messages, self.plan))
+        self.repairing = chosen is not None
+        replaced = [s.name for s in self.streams if self.modes[s.name].full]
+        if chosen is not None and replaced:  # a replaced table would keep only the repaired messages' rows
+            raise ConfigError(f"Cannot repair {', '.join(replaced)}: the next run replaces it whole "
+                              f"({self.modes[replaced[0]].reason}). Run `listrak-sync run` instead.")
         rows = messages.select(list(PLAN_COLUMNS)).to_pylist() if messages.num_rows else []
         policy = self.policy
         planner = self.planner = Planner(
             self.plan, rows, modes=self.modes, now=now, start=self.start, lookback_hours=policy.lookback_hours,
             send_settle_hours=policy.send_settle_hours, full_recheck_days=policy.full_recheck_days,
             trust_counters=policy.trust_counters, known_messages=self.known_messages, lists=self.lists,
+            refused_lists=refused_lists,
         )
         # Decided for every stream before any is recorded: recording one stream must not change
         # what another stream of this run fetches.
         units = []
         for stream in self.streams:
-            for msg_id, reason in planner.reasons(stream).items():
+            reasons = planner.reasons(stream) if chosen is None else {
+                m: "repair" for m in planner.rows if (stream.name, m) in chosen}
+            for msg_id, reason in reasons.items():
                 unit = self._unit(stream, msg_id, reason, planner)
                 if unit is not None:
-                    units.append(unit)
+                    units.append(replace(unit, stored=True) if unit.key in stored else unit)
         self.units = units
-        log.debug("Planned %d work units for %d messages.", len(units), len(rows))
+        log.debug("Planned %d work units for %d messages (%d stored by an interrupted run).", len(units), len(rows),
+                  sum(u.stored for u in units))
         return units
 
     def _unit(self, stream: Stream, msg_id: int, reason: str, planner: Planner) -> WorkUnit | None:
         list_id = planner.list_of[msg_id]
+        value = planner.rows[msg_id].get(stream.counter or "DeliverCount")
+        counter = None if value is None else int(value)
         lookback = timedelta(hours=self.policy.lookback_hours)
         since = legacy = None
         if self.appends and not self.full_refresh:
@@ -244,9 +286,9 @@ class SyncEngine:
             if legacy is not None and planner.rows[msg_id]["SendDate"] < legacy - lookback:
                 planner.record(stream, [msg_id], {})
                 return None
-            return WorkUnit(stream, msg_id, list_id, None, reason)
+            return WorkUnit(stream, msg_id, list_id, None, reason, counter)
         start = self.start if since is None else max(self.start, since - lookback)
-        return WorkUnit(stream, msg_id, list_id, start, reason)
+        return WorkUnit(stream, msg_id, list_id, start, reason, counter)
 
     def units_of(self, stream: Stream) -> list[WorkUnit]:
         """This run's units of one stream."""
@@ -256,13 +298,15 @@ class SyncEngine:
         """Messages known before that this run no longer lists (their rows go)."""
         return self._planner().vanished()
 
-    def record(self, stream: Stream, msg_ids: Iterable[int], latest_event: Mapping[int, datetime]) -> None:
-        """The checkpoint: ``stream`` was fetched completely for ``msg_ids`` at this run's counters."""
-        self._planner().record(stream, msg_ids, latest_event)
+    def record(self, stream: Stream, msg_ids: Iterable[int], latest_event: Mapping[int, datetime],
+               short: Mapping[int, int] | None = None) -> None:
+        """The checkpoint: ``stream`` was fetched completely for ``msg_ids`` at this run's counters
+        (``short``: messages whose rows fell short of it, and how many came; read again next run)."""
+        self._planner().record(stream, msg_ids, latest_event, short)
 
     def finish(self, stream: Stream, refused_messages: set[int], refused_lists: set[int]) -> None:
         """Close ``stream``'s part of the plan once every unit of it is done."""
-        self._planner().finish(stream, refused_messages, refused_lists)
+        self._planner().finish(stream, refused_messages, refused_lists, stamp_rechecks=not self.repairing)
 
     def _planner(self) -> Planner:
         if self.planner is None:
@@ -299,4 +343,4 @@ def newest_events(stream: Stream, table: pa.Table, into: dict[int, datetime], zo
         into[msg_id] = value if previous is None else max(previous, value)
 
 
-__all__ = ["Policy", "SyncEngine", "WorkUnit", "newest_events"]
+__all__ = ["Policy", "SyncEngine", "UnitKey", "WorkUnit", "newest_events"]

@@ -47,6 +47,7 @@ from dlt import Pipeline
 from dlt.extract import DltSource
 
 from listrak_sync.errors import ConfigError, ListrakSyncError, TransientError
+from listrak_sync.integrations.dagster_verify import build_verify_check
 from listrak_sync.logs import RedactingFilter
 from listrak_sync.pipeline.display import display
 from listrak_sync.pipeline.run_settings import RunTarget, account_names, gather, where_to_set
@@ -104,7 +105,8 @@ def build_defs() -> Definitions:
 
     # One step per run (all nine tables load together, in one dlt pipeline), so the default
     # multiprocess executor would only add a child process that imports everything again (~10 s).
-    return Definitions(assets=[listrak_tables], resources={"dlt": DagsterDltResource()},
+    verify_check = build_verify_check(names, asset_key, account_settings, REDACT.redact)  # docs/verify.md
+    return Definitions(assets=[listrak_tables], asset_checks=[verify_check], resources={"dlt": DagsterDltResource()},
                        executor=in_process_executor)
 
 
@@ -173,11 +175,15 @@ def account_settings(account: str | None) -> tuple[Settings, RunTarget]:
         ConfigError: a setting is missing (there is no prompt here) or malformed.
     """
     values, run_target = gather({}, account)
-    for name in ("username", "password", "start_date"):
+    for secret in ("password", "client_secret"):
+        if values.get(secret):
+            REDACT.secrets.add(str(values[secret]))
+    rest_only = bool(values.get("client_id")) and bool(values.get("client_secret")) and not (
+        values.get("username") or values.get("password"))
+    for name in ("start_date",) if rest_only else ("username", "password", "start_date"):
         if not values.get(name):
             owner = f" for account {account!r}" if account else ""
             raise ConfigError(f"No Listrak {name}{owner}. Set {where_to_set(name, account)}.")
-    REDACT.secrets.add(str(values["password"]))
     return Settings.from_mapping(values), run_target
 
 
@@ -200,6 +206,7 @@ def summary_metadata(summary: RunSummary, table: str, account: str | None) -> di
         "requests_by_operation": MetadataValue.json(summary.requests),
         "retries": MetadataValue.int(summary.retries),
         "skipped": MetadataValue.json(summary.skipped),
+        "incomplete": MetadataValue.json(summary.incomplete),
         "mode": MetadataValue.text(summary.mode),
         "account": MetadataValue.text(account or ""),
         "dataset": MetadataValue.text(summary.dataset),

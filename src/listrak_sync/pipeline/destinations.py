@@ -33,17 +33,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import dlt
 import duckdb
 from dlt.common.destination import Destination
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from listrak_sync.errors import ConfigError
+from listrak_sync.errors import ConfigError, DestinationBusyError
 from listrak_sync.pipeline.dlt_compat import (
     StatementObserver,
     TransactionalDuckDb,
     TransactionalPostgres,
+    duckdb_catalog,
     duckdb_credentials,
 )
 from listrak_sync.settings_table import default_of
@@ -72,7 +74,9 @@ class Target:
     Attributes:
         factory: the dlt destination factory to load with.
         name: the destination's name (``duckdb``, ``postgres``, ...).
-        location: the absolute DuckDB file, or the destination's name for others.
+        location: where the data goes, as the summary names it: the absolute DuckDB file, a
+            server's ``host:port/database``, a bucket URL (never a password); the destination's
+            name where none is configured.
         incremental: whether the destination can merge; if not, every run replaces tables whole.
     """
 
@@ -80,6 +84,20 @@ class Target:
     name: str
     location: str
     incremental: bool
+
+    def table_name(self, dataset: str, table: str) -> str:
+        """A table (or, for files, its folder) as a user types it: ``listrak.messages``.
+
+        In DuckDB the file is a catalog named after it: where file and dataset share a name
+        (``listrak.duckdb``, dataset ``listrak``), ``listrak.messages`` is ambiguous, so the
+        name holds the catalog too.
+        """
+        if self.name == "filesystem":
+            return f"{self.location.rstrip('/')}/{dataset}/{table}/"
+        catalog = duckdb_catalog(self.location) if self.name == "duckdb" else None
+        if catalog and catalog.casefold() == dataset.casefold():
+            return f"{_sql_identifier(catalog)}.{dataset}.{table}"
+        return f"{dataset}.{table}"
 
 
 def check_dataset_name(name: str) -> str:
@@ -119,8 +137,7 @@ def resolve_target(
             memory limit DuckDB cannot read.
     """
     if not isinstance(destination, str):
-        return Target(destination, destination.destination_name, destination.destination_name,
-                      can_merge(destination))
+        return Target(destination, destination.destination_name, location_of(destination), can_merge(destination))
     staging: dict[str, Any] = {"staging_dataset_name_layout": staging_layout} if staging_layout else {}
     if destination == "duckdb":
         if not _DUCKDB_SIZE.match(duckdb_memory_limit):
@@ -128,7 +145,7 @@ def resolve_target(
                 f"duckdb_memory_limit {duckdb_memory_limit!r} is not a size DuckDB reads. "
                 "Give a number and a unit, such as 32MB or 2GB."
             )
-        path = duckdb_file(duckdb_path or default_duckdb_path(), lock_wait_seconds=lock_wait_seconds)
+        path = duckdb_file(duckdb_path or default_duckdb_path())
         duck = TransactionalDuckDb(credentials=duckdb_credentials(path), replace_strategy=REPLACE_STRATEGY,
                                    destination_name="duckdb", **staging)
         duck.connect = _duckdb_connector(path, lock_wait_seconds, duckdb_memory_limit.strip())
@@ -153,7 +170,35 @@ def resolve_target(
         ) from None
     if factory is None:
         raise ConfigError("No destination given: use a dlt destination name such as duckdb or postgres.")
-    return Target(factory, destination, destination, can_merge(factory))
+    return Target(factory, destination, location_of(factory), can_merge(factory))
+
+
+def location_of(factory: Destination) -> str:
+    """Where ``factory`` loads, from its configuration: a bucket URL, or ``host:port/database``.
+
+    Never a password: a bucket URL loses any user and password written into it. The
+    destination's name where its configuration names no place (yet: missing credentials fail
+    the run later, with their own message).
+    """
+    try:
+        config = factory.configuration(factory.spec(), accept_partial=True)
+    except Exception:  # an unresolvable configuration fails the run later, with its own message
+        return factory.destination_name
+    bucket = getattr(config, "bucket_url", None)
+    if bucket:
+        url = urlsplit(str(bucket))
+        netloc = f"{url.hostname or ''}{f':{url.port}' if url.port else ''}"
+        return urlunsplit(url._replace(netloc=netloc)) if url.username or url.password else str(bucket)
+    credentials = getattr(config, "credentials", None)
+    host, database = getattr(credentials, "host", None), getattr(credentials, "database", None)
+    if not (host and database):
+        return factory.destination_name
+    port = getattr(credentials, "port", None)
+    return f"{host}{f':{port}' if port else ''}/{database}"
+
+
+def _sql_identifier(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def default_duckdb_path() -> str:
@@ -161,8 +206,9 @@ def default_duckdb_path() -> str:
     an earlier version wrote by default (:data:`LEGACY_DUCKDB_PATH`) where the current
     directory holds that one and not the new one, so an existing replication goes on."""
     if not Path(DEFAULT_DUCKDB_PATH).exists() and Path(LEGACY_DUCKDB_PATH).is_file():
-        log.warning("Using %s, the default DuckDB file of earlier versions; rename it to %s (or set --duckdb) "
-                    "to query it as listrak.<table>.", LEGACY_DUCKDB_PATH, DEFAULT_DUCKDB_PATH)
+        log.warning("Using %s, the default DuckDB file of earlier versions: query it as listrak.listrak.<table> "
+                    "(its catalog is named listrak too), or rename it to %s (or set --duckdb) to query "
+                    "listrak.<table>.", LEGACY_DUCKDB_PATH, DEFAULT_DUCKDB_PATH)
         return LEGACY_DUCKDB_PATH
     return DEFAULT_DUCKDB_PATH
 
@@ -188,18 +234,23 @@ def _duckdb_connector(path: Path, lock_wait_seconds: float, memory_limit: str) -
     return connect
 
 
-def duckdb_file(path: str, *, lock_wait_seconds: float = 0.0) -> Path:
+def duckdb_file(path: str) -> Path:
     """The absolute DuckDB file for ``path``, after checking that a run can write it.
+
+    A file another process holds open passes: it is a DuckDB database, and whoever holds it is
+    found later, in order. Another listrak-sync run into the same dataset fails on the run lock
+    at once; any other holder makes the run's first connection wait (``lock_wait_seconds``),
+    saying so.
 
     Args:
         path: the file, relative to the current directory.
-        lock_wait_seconds: how long to wait for another process that holds the file open.
 
     Raises:
-        ConfigError: the directory is missing or read-only, the path is a directory, the file
-            is not a DuckDB database, or another process holds it open for longer than the wait.
+        ConfigError: the directory is missing or read-only, the path is a directory, or the
+            file is not a DuckDB database.
     """
-    resolved = Path(path).expanduser().absolute()
+    # A symlink is followed to the file it names: DuckDB writes its .wal beside the real file.
+    resolved = Path(path).expanduser().resolve()
     where = f"DuckDB file {str(resolved)!r}"
     if resolved.is_dir():
         raise ConfigError(f"The {where} is a directory. Pass a file name such as {resolved / DEFAULT_DUCKDB_PATH}.")
@@ -209,11 +260,11 @@ def duckdb_file(path: str, *, lock_wait_seconds: float = 0.0) -> Path:
         raise ConfigError(f"The {where} is not writable. Pass a --duckdb path in a directory you can write.")
     if resolved.exists():
         try:
-            waiting_for_lock(lambda: duckdb.connect(str(resolved)).close(), resolved, lock_wait_seconds)
+            duckdb.connect(str(resolved)).close()
         except duckdb.Error as exc:
             text = str(exc)
             if is_lock_conflict(exc):
-                raise lock_error(resolved, text) from None
+                return resolved
             raise ConfigError(
                 f"The {where} cannot be opened as a DuckDB database ({text.splitlines()[0]}). "
                 "Pass another --duckdb path, or move the file away."
@@ -226,13 +277,25 @@ def is_lock_conflict(error: BaseException) -> bool:
     return "Could not set lock on file" in f"{error} {error.__cause__ or ''}"
 
 
-def lock_error(path: Path | str, text: str) -> ConfigError:
-    """The one-line error for a DuckDB file held by another process, naming it if DuckDB did."""
-    holder = re.search(r"PID \d+", text)
-    return ConfigError(
-        f"The DuckDB file {str(path)!r} is open in another process{f' ({holder.group(0)})' if holder else ''}. "
-        "DuckDB allows one writer: close that program (a notebook, the DuckDB CLI), or raise lock_wait_seconds."
+def lock_error(path: Path | str, text: str) -> DestinationBusyError:
+    """The one-line error for a DuckDB file held by another process, naming it if DuckDB did.
+
+    Retryable (exit 1), not a configuration error: the same run succeeds once the file is free.
+    """
+    return DestinationBusyError(
+        f"The DuckDB file {str(path)!r} is open in another process{_holder(text)}. "
+        "DuckDB allows one writer: close that program (a notebook, the DuckDB CLI), or raise lock_wait_seconds; "
+        "then run again."
     )
+
+
+def _holder(text: str) -> str:
+    """`` (duckdb, PID 4242)``: the program and process DuckDB's lock error names, or what of them it names."""
+    held = re.search(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)", text)
+    if held:
+        return f" ({Path(held['program']).name}, PID {held['pid']})"
+    pid = re.search(r"PID \d+", text)
+    return f" ({pid.group(0)})" if pid else ""
 
 
 def waiting_for_lock(action: Callable[[], T], path: Path | str, seconds: float) -> T:
@@ -245,8 +308,10 @@ def waiting_for_lock(action: Callable[[], T], path: Path | str, seconds: float) 
         except Exception as exc:
             if not is_lock_conflict(exc) or time.monotonic() >= deadline:
                 raise
-            if not announced:
-                log.info("Waiting up to %.0fs for another process to release %s", seconds, path)
+            if not announced:  # at once, so that a run waiting on the file never looks stuck
+                log.warning("The DuckDB file %r is open in another process%s; waiting up to %.0f s "
+                            "(lock_wait_seconds) for it to close the file.", str(path),
+                            _holder(f"{exc} {exc.__cause__ or ''}"), seconds)
                 announced = True
             time.sleep(0.25)
 
@@ -284,6 +349,36 @@ def messages_held(pipeline: dlt.Pipeline) -> dict[int, int]:
     return {int(m): int(lst) for m, lst in rows or [] if m is not None and lst is not None}
 
 
+def drop_staging_if_empty(pipeline: dlt.Pipeline) -> None:
+    """Remove the pipeline's staging dataset from the destination when it holds no row.
+
+    A complete load leaves it with empty tables (``load.truncate_staging_dataset``); the next
+    load creates it again. Only once the load completed, by the run that holds the dataset's
+    lock, and never where a row remains (anything kept there for a later run stays); dlt's own
+    record of its schema there (``_dlt_version``) does not count. A failure here leaves it
+    in place, with a warning: the tables are loaded either way.
+    """
+    if not pipeline.default_schema_name:
+        return
+    version_table = pipeline.default_schema.version_table_name
+    try:
+        with pipeline.sql_client() as client, client.with_staging_dataset():
+            if not client.has_dataset():
+                return
+            catalog = client.catalog_name(quote=False)
+            query = "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+            rows = client.execute_sql(query + (" AND table_catalog = %s" if catalog else ""),
+                                      client.dataset_name, *([catalog] if catalog else []))
+            for (table,) in rows or []:
+                if table != version_table and client.execute_sql(
+                        f"SELECT 1 FROM {client.make_qualified_table_name(table)} LIMIT 1"):  # noqa: S608 (its own names)
+                    return
+            client.drop_dataset()
+    except Exception as exc:
+        log.warning("Could not remove the empty staging dataset of %s: %s", pipeline.dataset_name,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+
 __all__ = [
     "DEFAULT_DATASET",
     "DEFAULT_DUCKDB_MEMORY_LIMIT",
@@ -294,7 +389,9 @@ __all__ = [
     "can_merge",
     "check_dataset_name",
     "default_duckdb_path",
+    "drop_staging_if_empty",
     "duckdb_file",
+    "location_of",
     "messages_held",
     "on_statement",
     "resolve_target",

@@ -42,6 +42,7 @@ def describe(snap: ProgressSnapshot) -> str:
         units += f" ({snap.fraction:.1%})"
     parts = [
         units,
+        *([resumed(snap)] if snap.units_resumed else []),
         f"{snap.rows:,} rows ({snap.rate:,.0f} rows/s)",
         f"{snap.requests:,} requests",
         f"{snap.retries:,} retries",
@@ -52,6 +53,12 @@ def describe(snap: ProgressSnapshot) -> str:
         parts.append(f"{snap.phase} running for {format_duration(snap.phase_elapsed)}")
     parts.append(f"{format_duration(snap.elapsed)} elapsed")
     return ", ".join(parts)
+
+
+def resumed(snap: ProgressSnapshot) -> str:
+    """How much of the work an interrupted run's checkpoint gave, e.g.
+    ``resumed: 812 of 1,020 units from the checkpoint``."""
+    return f"resumed: {snap.units_resumed:,} of {snap.units_total:,} units from the checkpoint"
 
 
 @contextmanager
@@ -163,7 +170,10 @@ class _LiveLine:
         )
         counters = (f"  {snap.rows:,} rows • {snap.rate:,.0f} rows/s • {snap.requests:,} requests • "
                     f"{snap.retries:,} retries • {format_duration(snap.elapsed)} elapsed")
-        return Group(bar, Text(counters, style="dim", no_wrap=True, overflow="ellipsis"))
+        lines = [Text(counters, style="dim", no_wrap=True, overflow="ellipsis")]
+        if snap.units_resumed:
+            lines.append(Text(f"  {resumed(snap)}", style="dim", no_wrap=True, overflow="ellipsis"))
+        return Group(bar, *lines)
 
 
 @contextmanager

@@ -20,7 +20,10 @@ What we rely on, and why:
    after: the kill tests' seam); DuckDB's ``open_connection()`` returns the connection (we wait
    for another process's file lock and set ``memory_limit`` there); ``catalog_name(quote,
    casefold)`` is the catalog of qualified names (the file's catalog, so that a dataset may
-   share the file's name: ``listrak.duckdb`` and dataset ``listrak``).
+   share the file's name: ``listrak.duckdb`` and dataset ``listrak``; DuckDB's own rule for
+   files named like its catalogs, ``main.duckdb``, is :func:`duckdb_catalog`), and
+   ``drop_dataset()`` drops the schema named ``dataset_name`` (we drop it by its bare name in
+   DuckDB, where the catalog-qualified ``DROP SCHEMA`` is ambiguous in that case).
 5. **``DuckDbCredentials.database``** (``dlt.destinations.impl.duckdb.configuration``), set as a
    field: given as text, dlt parses it as a connection string with SQLAlchemy when that is
    installed (the Dagster extra), importing all of it (+30 MiB).
@@ -42,6 +45,7 @@ What we rely on, and why:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -62,6 +66,23 @@ StatementObserver = Callable[[str, str], None]
 """Told each SQL statement of the loader and ``"before"`` or ``"after"`` it ran (inside its transaction)."""
 Connector = Callable[[Callable[[], Any]], Any]
 """Opens a DuckDB connection given dlt's own way of opening it, and returns the connection."""
+
+
+# DuckDB gives a file whose name would be one of its own catalogs the name plus "_db".
+_RESERVED_CATALOGS = ("main", "temp", "system")
+
+
+_UNQUALIFIED_INFORMATION_SCHEMA = re.compile(r'(?<![\w."])information_schema\.', re.IGNORECASE)
+
+
+def duckdb_catalog(path: str) -> str | None:
+    """The catalog DuckDB names the file ``path`` after: the file name up to its first dot,
+    ``_db`` appended where that is one of DuckDB's own catalogs (``main.duckdb``: ``main_db``);
+    None for an in-memory database."""
+    catalog = Path(path).name.split(".")[0]
+    if not catalog or catalog.startswith(":"):
+        return None
+    return catalog + "_db" if catalog.lower() in _RESERVED_CATALOGS else catalog
 
 
 def duckdb_credentials(path: Path) -> DuckDbCredentials:
@@ -150,14 +171,28 @@ class _CatalogQualifiedSqlClient(DuckDbSqlClient):
     def open_connection(self) -> Any:
         return self.connect(super().open_connection)
 
+    @contextmanager
+    def execute_query(self, query: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        # In a file named information_schema.duckdb, dlt's unqualified INFORMATION_SCHEMA
+        # (its catalog queries) is ambiguous: DuckDB's own views live in the system catalog.
+        if isinstance(query, str) and duckdb_catalog(str(self.credentials.database)) == "information_schema":
+            query = _UNQUALIFIED_INFORMATION_SCHEMA.sub('"system".INFORMATION_SCHEMA.', query)
+        with super().execute_query(query, *args, **kwargs) as cursor:
+            yield cursor
+
     def catalog_name(self, quote: bool = True, casefold: bool = True) -> str | None:
-        # DuckDB names a file's catalog after the file name up to its first dot.
-        catalog = Path(str(self.credentials.database)).name.split(".")[0]
-        if not catalog or catalog.startswith(":"):
+        catalog = duckdb_catalog(str(self.credentials.database))
+        if catalog is None:
             return None
         if casefold:
             catalog = self.capabilities.casefold_identifier(catalog)
         return self.capabilities.escape_identifier(catalog) if quote else catalog
+
+    def drop_dataset(self) -> None:
+        # DuckDB binds `DROP SCHEMA catalog.schema` as ambiguous wherever a schema has the
+        # catalog's name (listrak.duckdb holding dataset listrak); the connection's default
+        # catalog is the file, so the bare name is the same schema.
+        self.execute_sql(f"DROP SCHEMA {self.capabilities.escape_identifier(self.dataset_name)} CASCADE")
 
 
 class _RunDefaults(ConfigProvider):

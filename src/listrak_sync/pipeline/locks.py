@@ -3,14 +3,21 @@
 A run that owns the whole dataset (no list filter) replaces whole tables, so it excludes every
 other run into that dataset. A list shard replaces only its lists' rows, so shards on distinct
 lists may run side by side (where the destination takes concurrent writers; on DuckDB they
-take turns at the file), while two runs on one list exclude each other. Locks are files under
-the system's temporary directory, so they hold on this machine; a conflict fails at once with
-one line instead of waiting behind a run that may take hours.
+take turns at the file), while two runs on one list exclude each other. A conflict fails at
+once with one line instead of waiting behind a run that may take hours.
+
+A lock is keyed on what the destination itself takes for the same dataset: its name case-folded
+(SQL folds unquoted names), and, for DuckDB, the file itself, symlinks and ``..`` resolved, with
+the lock files in a hidden folder beside it (``.listrak_sync.duckdb.locks``), so that every
+process that can open the file sees them, whatever its ``TMPDIR``; for other destinations,
+``host:port/database`` or the bucket, in a folder of this user's cache (``~/.cache``), so they
+hold on this machine.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -34,7 +41,7 @@ def run_lock(target: Target, dataset: str, lists: Sequence[int] | None = None) -
     Raises:
         ConfigError: another run holds what this one needs; the message names it.
     """
-    base = _lock_dir() / hashlib.sha256(f"{target.name}\0{target.location}\0{dataset}".encode()).hexdigest()[:24]
+    base = lock_base(target, dataset)
     where = f"dataset {dataset!r} at {target.location}"
     with ExitStack() as held:
         whole = base.parent / f"{base.name}.lock"
@@ -48,16 +55,21 @@ def run_lock(target: Target, dataset: str, lists: Sequence[int] | None = None) -
             for list_id in sorted(set(lists)):
                 held.enter_context(_exclusive(base.parent / f"{base.name}.list-{list_id}.lock",
                                               f"Another listrak-sync run is writing list {list_id} of {where}"))
-            with _exclusive(whole, f"A run of every list is writing {where}"):
+            # Only a look: shards on other lists take the same look at the same moment, so it
+            # waits out their instant; a run of every list holds this lock for its whole length.
+            with _exclusive(whole, f"A run of every list is writing {where}", wait=_LOOK_SECONDS):
                 pass
         yield
 
 
+_LOOK_SECONDS = 5.0
+
+
 @contextmanager
-def _exclusive(path: Path, busy: str) -> Iterator[None]:
+def _exclusive(path: Path, busy: str, wait: float = 0.0) -> Iterator[None]:
     lock = FileLock(str(path))
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait, poll_interval=0.05)
     except Timeout:
         raise ConfigError(f"{busy} right now. Wait for it to finish, or use another --dataset.") from None
     try:
@@ -66,10 +78,27 @@ def _exclusive(path: Path, busy: str) -> Iterator[None]:
         lock.release()
 
 
-def _lock_dir() -> Path:
-    path = Path(tempfile.gettempdir()) / "listrak-sync-locks"
-    path.mkdir(parents=True, exist_ok=True)
+def lock_base(target: Target, dataset: str) -> Path:
+    """The path (without suffix) of the locks of ``dataset`` at ``target`` (see the module docstring)."""
+    name = dataset.casefold()
+    if target.name == "duckdb":
+        database = Path(target.location)
+        folder = database.parent / f".{database.name}.locks"
+        folder.mkdir(exist_ok=True)
+        return folder / name
+    key = hashlib.sha256(f"{target.name}\0{target.location}\0{name}".encode()).hexdigest()[:24]
+    return _cache_dir() / key
+
+
+def _cache_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = Path(cache) / "listrak-sync" / "locks"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no writable home (a container): this machine's temporary folder instead
+        path = Path(tempfile.gettempdir()) / "listrak-sync-locks"
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-__all__ = ["run_lock"]
+__all__ = ["lock_base", "run_lock"]

@@ -21,6 +21,7 @@ _DLT_TYPES: dict[ColumnType, str] = {
     ColumnType.FLOAT: "double",
     ColumnType.TIMESTAMP: "timestamp",
     ColumnType.TEXT_LIST: "json",
+    ColumnType.JSON: "json",  # JSON text already (rest/parse.py)
 }
 
 

@@ -7,7 +7,10 @@ highest priority first, as:
 2. an environment variable ``LISTRAK_<KEY>`` (``LISTRAK_CONCURRENCY=4``);
 3. dlt's configuration: ``SOURCES__LISTRAK__<KEY>`` in the environment, then
    ``[sources.listrak]`` in ``.dlt/secrets.toml``, then in ``.dlt/config.toml`` (the project's
-   ``.dlt`` folder, then the user's ``~/.dlt``).
+   ``.dlt`` folder, then the user's ``~/.dlt``). The DuckDB file also goes by dlt's own name for
+   it, ``credentials`` under ``[destination.duckdb]`` (``DESTINATION__DUCKDB__CREDENTIALS``):
+   in each of those places, after ``duckdb`` under ``[sources.listrak]``;
+4. the key's default.
 
 A key under ``[sources.listrak]`` (or ``SOURCES__LISTRAK__*``) that is not in the table is an
 error naming the valid keys, so a typo never silently sends a run to production.
@@ -30,20 +33,26 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from listrak_sync.errors import ConfigError
+from listrak_sync.errors import ConfigError, causes
 from listrak_sync.pipeline.destinations import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DEFAULT_DUCKDB_PATH,
     DEFAULT_LOCK_WAIT_SECONDS,
     default_duckdb_path,
 )
+from listrak_sync.settings import check_limits
 from listrak_sync.settings_table import SETTINGS_BY_NAME, Setting, Surface, default_of, settings_of
 
 SECTION = ("sources", "listrak")
 ACCOUNTS = "accounts"
 ALL_ACCOUNTS = "all"
+# dlt's own setting for the DuckDB file: [destination.duckdb] credentials.
+DLT_DUCKDB = ("destination", "duckdb")
+_DUCKDB_URL = "duckdb:///"
 _ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
@@ -86,14 +95,17 @@ def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[d
         select_accounts(account)
     found: dict[str, Any] = {}
     for key in keys:
+        if key.name == "duckdb":
+            continue  # read below, for the DuckDB destination only
         value = _lookup(key, cli_values, account)
         if isinstance(value, str) and not value.strip() and key.name in ("tables", "lists"):
             raise ConfigError(f"{key.name} is empty. Name at least one, or leave the setting out for all.")
         if value is not None:
             found[key.name] = value
+    destination = str(found.pop("destination", default_of("destination")))
     target = RunTarget(
-        destination=str(found.pop("destination", default_of("destination"))),
-        duckdb=str(found.pop("duckdb", None) or default_duckdb_path()),
+        destination=destination,
+        duckdb=_duckdb_setting(destination, cli_values, account),
         dataset=str(found.pop("dataset", account or DEFAULT_DATASET)),
         lock_wait_seconds=_seconds("lock_wait_seconds", found.pop("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS)),
         duckdb_memory_limit=str(found.pop("duckdb_memory_limit", DEFAULT_DUCKDB_MEMORY_LIMIT)),
@@ -104,6 +116,14 @@ def gather(cli_values: Mapping[str, Any], account: str | None = None) -> tuple[d
     return {fields[name]: value for name, value in found.items()}, target
 
 
+def _duckdb_setting(destination: str, cli_values: Mapping[str, Any], account: str | None) -> str:
+    """The DuckDB file of a run into ``destination`` (looked up only for DuckDB, so that a DuckDB
+    setting never fails, nor a legacy file warns, a run into another destination)."""
+    if destination != "duckdb":
+        return DEFAULT_DUCKDB_PATH
+    return str(_lookup(SETTINGS_BY_NAME["duckdb"], cli_values, account) or default_duckdb_path())
+
+
 def _lookup(key: Setting, cli_values: Mapping[str, Any], account: str | None) -> Any:
     value = cli_values.get(key.name)
     if value is None and account is not None:
@@ -111,8 +131,53 @@ def _lookup(key: Setting, cli_values: Mapping[str, Any], account: str | None) ->
     if value is None and not (account is not None and key.name == "dataset"):
         value = os.environ.get(f"LISTRAK_{key.name.upper()}") or None
         if value is None:
-            value = _from_dlt(key.name)
+            value = _duckdb_file_from_dlt() if key.name == "duckdb" else _from_dlt(key.name)
     return value
+
+
+def _duckdb_file_from_dlt() -> str | None:
+    """The DuckDB file set in dlt's configuration, by our name or by dlt's.
+
+    Place by place in dlt's order (the environment, then ``secrets.toml``, then
+    ``config.toml``): ``duckdb`` under ``[sources.listrak]``, then dlt's ``credentials`` under
+    ``[destination.duckdb]``, as a path, a ``duckdb:///`` connection string or a table with
+    ``database``.
+    """
+    import dlt
+
+    names = (("duckdb", SECTION), ("credentials", DLT_DUCKDB), ("database", (*DLT_DUCKDB, "credentials")))
+    try:
+        for provider in dlt.config.config_providers:
+            if provider.is_empty:
+                continue
+            for key, sections in names:
+                value, where = provider.get_value(key, Any, None, *sections)
+                path = _duckdb_path(value, where) if value is not None else None
+                if path is not None:
+                    return path
+    except ConfigError:
+        raise
+    except Exception as exc:  # a malformed TOML file, for instance
+        raise config_file_error(exc) or ConfigError(
+            f"Cannot read the DuckDB file from dlt's configuration: {' '.join(str(exc).split())}.") from None
+    return None
+
+
+def _duckdb_path(value: Any, where: str) -> str | None:
+    """The file a DuckDB setting names (None for a table without ``database``)."""
+    if isinstance(value, Mapping):
+        value = value.get("database")
+        if value is None:
+            return None
+    text = str(value).strip()
+    if text.startswith(_DUCKDB_URL):
+        text = text[len(_DUCKDB_URL):].split("?", 1)[0]
+    if not text or text.startswith(":") or text.startswith("md:"):
+        raise ConfigError(
+            f"{where} is {str(value)!r}: listrak-sync needs a DuckDB file it can keep (the tables and "
+            "the plan of the next run live there). Give a file path, such as /data/listrak_sync.duckdb."
+        )
+    return text
 
 
 def account_names() -> list[str]:
@@ -174,8 +239,8 @@ def _configured_place(account: str) -> tuple[str, str, str]:
         found = _lookup(SETTINGS_BY_NAME[name], {}, account)
         return default if found is None else str(found)
 
-    return _place(value("destination", default_of("destination")), value("duckdb", default_duckdb_path()),
-                  value("dataset", account))
+    destination = value("destination", default_of("destination"))
+    return _place(destination, _duckdb_setting(destination, {}, account), value("dataset", account))
 
 
 def _place(destination: str, duckdb: str, dataset: str) -> tuple[str, str, str]:
@@ -186,10 +251,8 @@ def _seconds(name: str, value: Any) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        seconds = -1.0
-    if seconds < 0:
-        raise ConfigError(f"{name} must be a number of seconds, 0 or more, got {value!r}.")
-    return seconds
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}.") from None
+    return check_limits(SETTINGS_BY_NAME[name], seconds)
 
 
 def _from_dlt(name: str, section: tuple[str, ...] = SECTION) -> Any:
@@ -258,7 +321,41 @@ def _configured_tables() -> Iterator[tuple[str, Mapping[str, Any]]]:
             if isinstance(table, Mapping):
                 yield provider.name, table
     except Exception as exc:  # a malformed TOML file, for instance
-        raise ConfigError(f"Cannot read [{'.'.join(SECTION)}] from dlt's configuration: {exc}.") from None
+        raise config_file_error(exc) or ConfigError(
+            f"Cannot read [{'.'.join(SECTION)}] from dlt's configuration: {' '.join(str(exc).split())}."
+        ) from None
+
+
+def config_file_error(error: BaseException) -> ConfigError | None:
+    """The one-line error for a ``.dlt`` TOML file that dlt could not parse, else ``None``.
+
+    dlt's own message names every candidate path and puts the parser's words (with line and
+    column) on a second line that a one-line error cuts off; this names the file that fails,
+    its line and column, and what is wrong there.
+
+    Args:
+        error: any exception; dlt's ``TomlProviderReadException`` is looked for among its causes.
+    """
+    import tomlkit
+    from dlt.common.configuration.providers.toml import TomlProviderReadException
+
+    unreadable = next((cause for cause in causes(error) if isinstance(cause, TomlProviderReadException)), None)
+    if unreadable is None:
+        return None
+    for path in unreadable.full_paths:
+        try:
+            tomlkit.parse(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except tomlkit.exceptions.ParseError as exc:
+            what = str(exc).rsplit(" at line ", 1)[0]
+            return ConfigError(  # tomlkit counts columns from 0; editors, from 1
+                f"{os.path.normpath(path)}, line {exc.line}, column {exc.col + 1}: {what} (TOML syntax). "
+                "Fix that line and run again."
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            return ConfigError(f"Cannot read {os.path.normpath(path)}: {exc}.")
+    return ConfigError(f"Cannot read {unreadable.file_name}: {' '.join(str(unreadable).split())}.")
 
 
 def _account_name(name: str, where: str) -> str:
@@ -276,6 +373,7 @@ __all__ = [
     "RunTarget",
     "account_names",
     "active_keys",
+    "config_file_error",
     "gather",
     "select_accounts",
     "where_to_set",

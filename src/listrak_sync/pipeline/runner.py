@@ -11,6 +11,10 @@ What a run guarantees (each point is tested by killing runs at every load statem
   Every run starts from a fresh, private dlt working folder, so nothing local can disagree
   with the destination: a restored backup, another file or another machine all continue from
   what that destination holds, and two runs into different datasets never share files.
+- **A killed run is not lost.** The extract keeps each activity unit it finishes in a checkpoint
+  beside the dataset, and the next run with the same settings serves those units from there
+  instead of fetching them (:mod:`listrak_sync.pipeline.checkpoint`; DuckDB and PostgreSQL).
+  The checkpoint is dropped once the load completed.
 - **One writer per dataset.** A second run into the same dataset fails at once (exit 2).
 """
 
@@ -19,44 +23,48 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import dlt
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.destination import Destination
-from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.extract import DltSource
 
 from listrak_sync.engine import RunMode
-from listrak_sync.errors import ConfigError, ListrakSyncError
+from listrak_sync.errors import ConfigError, ListrakSyncError, ObjectRefusedError, ObjectSkippedError
 from listrak_sync.extract import Extractor
+from listrak_sync.pipeline.checkpoint import (
+    RESUMABLE_DESTINATIONS,
+    Checkpoint,
+    checkpoint_dataset,
+    discard,
+    fingerprint,
+)
 from listrak_sync.pipeline.destinations import (
     DEFAULT_DATASET,
     DEFAULT_DUCKDB_MEMORY_LIMIT,
     DEFAULT_LOCK_WAIT_SECONDS,
     Target,
     check_dataset_name,
+    drop_staging_if_empty,
     is_lock_conflict,
-    lock_error,
     messages_held,
     resolve_target,
 )
 from listrak_sync.pipeline.dlt_compat import run_defaults, schema_update_clash
+from listrak_sync.pipeline.dlt_logs import quiet_dlt
+from listrak_sync.pipeline.failures import disk_full, error_chain, explain, first_line
 from listrak_sync.pipeline.locks import run_lock
-from listrak_sync.pipeline.source import build_source
+from listrak_sync.pipeline.source import SOURCE_NAME, RepairChoice, build_source, has_rest, has_soap
+from listrak_sync.pipeline.workdir import working_dir
 from listrak_sync.process import release_free_memory
 from listrak_sync.progress import RunProgress
 from listrak_sync.settings import Settings
 from listrak_sync.soap.client import ListrakClient
-from listrak_sync.streams import STREAM_NAMES
+from listrak_sync.streams import REST_TABLE_NAMES, STREAM_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +88,19 @@ class RunSummary:
     requests: dict[str, int] = field(default_factory=dict)
     retries: int = 0
     skipped: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)
+    short: list[dict[str, Any]] = field(default_factory=list)
+    repeated_rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     destination: str = ""
     location: str = ""
     dataset: str = ""
     mode: str = ""
     incremental: bool = False
+    example_table: str = ""
+    """A table of the run as a user types it (``listrak.messages``), or its folder for files."""
+    units: int = 0
+    resumed_units: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -98,16 +113,34 @@ class RunSummary:
             f"Replicated into {self.destination} {where + ' ' if where else ''}dataset {self.dataset!r} "
             f"in {self.seconds:.1f}s ({self.mode})."
         ]
+        if self.example_table.endswith("/"):
+            lines.append(f"Files: {self.example_table}")
+        elif self.example_table:
+            lines.append(f"Query: SELECT count(*) FROM {self.example_table}")  # noqa: S608 (shown, not run)
         if self.incremental:
             lines.append("Rows loaded by this run (an incremental run re-reads only what changed; "
                          "the tables hold everything):")
         width = max((len(n) for n in self.rows), default=10)
         lines += [f"  {name:<{width}}  {count:>10,} rows" for name, count in self.rows.items()]
+        if self.resumed_units:
+            lines.append(f"Resumed: {self.resumed_units:,} of {self.units:,} work units came from the checkpoint "
+                         "of an interrupted run.")
         lines.append(f"Requests: {self.total_requests:,} ({self.retries} retried)")
         lines += [f"  {op:<36} {count:>8,}" for op, count in sorted(self.requests.items())]
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} refused lists/messages:")
             lines += [f"  {text}" for text in self.skipped]
+        if self.repeated_rows:
+            lines.append(f"Dropped {sum(self.repeated_rows.values()):,} rows the service sent twice (repeated "
+                         "across pages or lists): " + ", ".join(f"{t} {n:,}" for t, n in self.repeated_rows.items()))
+        if self.short:
+            lines.append(f"Short of their counters ({len(self.short)}; kept, and read again next run):")
+            lines += [f"  {s['stream']} of message {s['msg_id']}: {s['fetched']:,} rows of {s['counted']:,} counted"
+                      for s in self.short]
+        if self.incomplete:
+            lines.append(f"Incomplete: the pages of {len(self.incomplete)} lists/messages never ended; "
+                         "their rows stop where they did (exit 5), and the next run asks them again:")
+            lines += [f"  {text}" for text in self.incomplete]
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
@@ -117,12 +150,17 @@ class RunSummary:
             "total_requests": self.total_requests,
             "retries": self.retries,
             "skipped": self.skipped,
+            "incomplete": self.incomplete,
+            "short": self.short,
+            "repeated_rows": self.repeated_rows,
             "seconds": round(self.seconds, 3),
             "destination": self.destination,
             "location": self.location,
             "dataset": self.dataset,
             "mode": self.mode,
             "incremental": self.incremental,
+            "units": self.units,
+            "resumed_units": self.resumed_units,
         }
 
 
@@ -152,6 +190,9 @@ def replicate(
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT,
     clock: Callable[[], datetime] | None = None,
     run_pipeline: Callable[[dlt.Pipeline, DltSource], object] | None = None,
+    repair: RepairChoice | None = None,
+    resume: bool = True,
+    rest_client: Any | None = None,
 ) -> RunSummary:
     """Replicate the account into the destination and report what happened.
 
@@ -171,7 +212,14 @@ def replicate(
         clock: the current time, aware (default: the service's clock, ``ListrakClient.service_now``).
         run_pipeline: runs the pipeline on the source in place of the extract, normalize and
             load steps here (the Dagster assets hand both to dagster-dlt); the lock, working
-            folder, destination, plan and summary stay this function's.
+            folder, destination, plan and summary stay this function's. Such a run keeps no
+            checkpoint (extract and load are one step there).
+        resume: keep a checkpoint as the run goes, and serve what an interrupted run kept
+            (DuckDB and PostgreSQL; :mod:`listrak_sync.pipeline.checkpoint`).
+        repair: re-read only the ``(table, MsgID)`` pairs this chooses once the messages are
+            read, merged in one load (``listrak-sync verify --repair``, :mod:`.verify`).
+        rest_client: a REST client to use; made here when the settings have REST credentials
+            (``settings.has_rest``), and the REST tables are then loaded too.
 
     Returns:
         The run's summary.
@@ -191,13 +239,20 @@ def replicate(
             f"A run of some lists (--lists) merges their rows into the dataset, and the {target.name} "
             "destination cannot merge. Run every list, or load into duckdb, postgres or another SQL destination."
         )
+    checkpoint_name = checkpoint_dataset(dataset, shard_tag(shard) if shard else None)
     modes: list[RunMode] = []
     own_client = client is None
     client = client or ListrakClient(settings)
     progress = progress or RunProgress()
     extractor = Extractor(client, settings, progress=progress, now=clock)
+    rest_skipped: list[ObjectSkippedError] = []
+    own_rest = rest_client is None and has_rest(settings)
+    if own_rest:
+        from listrak_sync.rest.client import RestClient  # the REST client (issue 19 part 1)
+
+        rest_client = RestClient(settings)
     try:
-        with run_lock(target, dataset, shard), _working_dir(pipelines_dir) as workdir, _quiet_dlt(), \
+        with run_lock(target, dataset, shard), working_dir(pipelines_dir) as workdir, quiet_dlt(), \
                 run_defaults(DLT_DEFAULTS):
             pipeline = dlt.pipeline(
                 pipeline_name=pipeline_name_for(dataset, shard),
@@ -206,43 +261,105 @@ def replicate(
                 pipelines_dir=workdir,
             )
             progress.phase("connecting")
-            _step("sync", target, pipeline.sync_destination)
-            held = _step("sync", target, lambda: messages_held(pipeline) if target.incremental else {})
-            source = build_source(settings, client, extractor=extractor,
+            run_step("sync", target, pipeline.sync_destination)
+            held = run_step("sync", target, lambda: messages_held(pipeline) if target.incremental else {})
+            # Dagster (run_pipeline) loads in the same step as the extract; a repair re-reads on purpose.
+            checkpoint = None if run_pipeline is not None or repair is not None or not resume else _open_checkpoint(
+                pipeline, target, settings, checkpoint_name, full_refresh=full_refresh or not target.incremental)
+            source = build_source(settings, client, extractor=extractor, checkpoint=checkpoint,
                                   full_refresh=full_refresh or not target.incremental,
                                   full_refresh_reason=None if target.incremental else
                                   f"the {target.name} destination cannot merge, so every run replaces its tables",
-                                  on_mode=modes.append, known_messages=held)
+                                  on_mode=modes.append, known_messages=held, repair=repair,
+                                  rest_client=rest_client, rest_skipped=rest_skipped)
             progress.phase("extract")
             if run_pipeline is not None:
-                _step("", target, lambda: run_pipeline(pipeline, source))
+                run_step("", target, lambda: run_pipeline(pipeline, source))
             else:
-                _step("extract", target, lambda: pipeline.extract(source))
+                try:
+                    run_step("extract", target, lambda: pipeline.extract(source))
+                except BaseException:
+                    if checkpoint is not None:
+                        checkpoint.close()
+                        if checkpoint.empty:  # failed before any unit was kept: leave nothing behind
+                            _discard_checkpoint(pipeline, checkpoint_name)
+                    raise
+                if checkpoint is not None:
+                    checkpoint.close()
                 release_free_memory()
                 progress.phase("normalize")
-                _step("normalize", target, pipeline.normalize)
+                run_step("normalize", target, pipeline.normalize)
                 release_free_memory()
                 progress.phase("load")
-                _step("load", target, lambda: _load(pipeline, one_writer=target.name == "duckdb"))
+                run_step("load", target, lambda: _load(pipeline, one_writer=target.name == "duckdb"))
+                if checkpoint is not None:
+                    _discard_checkpoint(pipeline, checkpoint_name)
+            if target.incremental:  # a SQL destination: its staging dataset, emptied by the load
+                drop_staging_if_empty(pipeline)
             progress.phase("done")
             trace = pipeline.last_trace
             row_counts = dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
     finally:
         if own_client:
             client.close()
+        if own_rest and rest_client is not None:
+            rest_client.close()
     stats = client.stats.as_dict()
+    tables = settings.tables or ((STREAM_NAMES if has_soap(settings) else ()) +
+                                 (REST_TABLE_NAMES if rest_client is not None else ()))
+    rest_stats = rest_client.stats.as_dict() if rest_client is not None and hasattr(rest_client, "stats") else {}
+    requests = dict(stats.get("requests", {}))
+    if rest_client is not None:
+        requests["REST"] = int(getattr(rest_client, "requests", 0))
     return RunSummary(
-        rows={name: int(row_counts.get(name, 0)) for name in settings.tables or STREAM_NAMES},
-        requests=dict(stats.get("requests", {})),
-        retries=int(stats.get("retries", 0)),
-        skipped=[str(e) for e in extractor.skipped],
+        rows={name: int(row_counts.get(name, 0)) for name in tables},
+        requests=requests,
+        retries=int(stats.get("retries", 0)) + int(rest_stats.get("retries", 0)),
+        skipped=[str(e) for e in [*extractor.skipped, *rest_skipped] if isinstance(e, ObjectRefusedError)],
+        short=[{"stream": e.stream, "msg_id": e.object_id, "fetched": e.fetched, "counted": e.counted}
+               for e in extractor.short],
+        incomplete=[str(e) for e in extractor.incomplete],
+        repeated_rows=dict(stats.get("repeated_rows", {})),
         seconds=time.monotonic() - started,
         destination=target.name,
         location=target.location,
         dataset=dataset,
         mode=", ".join(f"full refresh: {m.reason}" if m.full else m.reason for m in modes),
         incremental=any(not m.full for m in modes),
+        example_table=target.table_name(dataset, "messages" if "messages" in tables else tables[0]),
+        units=progress.snapshot({}).units_total,
+        resumed_units=progress.units_resumed,
     )
+
+
+def _open_checkpoint(pipeline: dlt.Pipeline, target: Target, settings: Settings, name: str, *,
+                     full_refresh: bool) -> Checkpoint | None:
+    """The run's checkpoint, where the destination keeps one; a checkpoint that cannot be made
+    costs the run its resumability, not its data."""
+    if target.name not in RESUMABLE_DESTINATIONS:
+        log.debug("The %s destination keeps no checkpoint: a killed run starts over.", target.name)
+        return None
+    plan = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("plan")
+    try:
+        checkpoint = Checkpoint.open(pipeline, name, fingerprint(settings, full_refresh=full_refresh, plan=plan))
+    except ListrakSyncError:
+        raise
+    except Exception as exc:
+        # A busy file or a full disk fails the load too: say so now, before any request.
+        if any(is_lock_conflict(e) or disk_full(e) is not None for e in error_chain(exc)):
+            raise explain(exc, target=target) from None
+        log.warning("No checkpoint for this run (%s): if it is killed, the next run starts over.", first_line(exc))
+        return None
+    if checkpoint.stored:
+        log.info("Resuming: %d work units are in the checkpoint of an interrupted run.", len(checkpoint.stored))
+    return checkpoint
+
+
+def _discard_checkpoint(pipeline: dlt.Pipeline, name: str) -> None:
+    try:
+        discard(pipeline, name)
+    except Exception as exc:  # the load is complete; a leftover checkpoint is never used (its base is gone)
+        log.warning("The checkpoint %s could not be dropped (%s); drop it by hand.", name, first_line(exc))
 
 
 def _load(pipeline: dlt.Pipeline, *, one_writer: bool = False, attempts: int = 6) -> Any:
@@ -255,140 +372,18 @@ def _load(pipeline: dlt.Pipeline, *, one_writer: bool = False, attempts: int = 6
             # multiplied DuckDB's buffers (peak RSS on medium 360-388 MiB, 290 with one).
             return pipeline.load(workers=1) if one_writer else pipeline.load()
         except Exception as exc:
-            if attempt == attempts or not any(schema_update_clash(e) for e in _chain(exc)):
+            if attempt == attempts or not any(schema_update_clash(e) for e in error_chain(exc)):
                 raise
             log.info("Another writer changed the dataset's tables at the same time; loading again (%d)", attempt)
             time.sleep(random.uniform(0.5, 1.5) * attempt)  # noqa: S311 (jitter, not secrecy)
     raise AssertionError("unreachable")
 
 
-def _step(name: str, target: Target, action: Any) -> Any:
+def run_step(name: str, target: Target, action: Any) -> Any:
+    """Run one step of a run; a failure becomes the one error a user should see (:func:`explain`)."""
     try:
         return action()
     except (ListrakSyncError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        raise _unwrap(exc, step=name or None, target=target) from None
-
-
-@contextmanager
-def _working_dir(given: str | None) -> Iterator[str]:
-    if given:
-        yield given
-        return
-    path = tempfile.mkdtemp(prefix="listrak-sync-run-")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _unwrap(exc: BaseException, *, step: str | None = None, target: Target | None = None) -> BaseException:
-    """The error a user should see for a failure inside dlt: the cause first, in one line.
-
-    A Listrak error inside dlt's wrapper comes out as it is; an interrupt stays an interrupt;
-    missing destination settings and a destination that refuses the connection are
-    configuration errors (exit 2) naming what to set; anything else names the failed step.
-    """
-    destination = target.name if target else "destination"
-    for current in _chain(exc):
-        if isinstance(current, (ListrakSyncError, KeyboardInterrupt)):
-            return current
-        if isinstance(current, ConfigFieldMissingException):
-            names = ", ".join(_missing_keys(current)) or ", ".join(current.fields)
-            return ConfigError(
-                f"The {destination} destination is missing {names}. Set it the dlt way: an environment "
-                f"variable (e.g. DESTINATION__{destination.upper()}__CREDENTIALS=<connection string with "
-                f"its password>) or [destination.{destination}] in .dlt/secrets.toml."
-            )
-        if is_lock_conflict(current):
-            return lock_error(target.location if target else "", str(current))
-        if isinstance(current, (DestinationConnectionError, DestinationUndefinedEntity)) or (
-            type(current).__module__.startswith(("psycopg2", "psycopg")) and "Operational" in type(current).__name__
-        ):
-            return ConfigError(
-                f"Cannot use the {destination} destination: {_first_line(current.__cause__ or current)}. "
-                f"Check its host, port, database and role in DESTINATION__{destination.upper()}__CREDENTIALS."
-            )
-        if destination == "duckdb" and "Out of Memory Error" in str(current):
-            return ListrakSyncError(
-                "DuckDB ran out of the memory it may use while loading (duckdb_memory_limit). Raise it, "
-                "e.g. LISTRAK_DUCKDB_MEMORY_LIMIT=256MB, and run again; every table holds its last complete load."
-            )
-    failed = step or getattr(exc, "step", "run")
-    inner = getattr(exc, "exception", exc)
-    return ListrakSyncError(
-        f"The {failed} step failed: {_first_line(inner)}. Every table holds its last complete load; "
-        "fix the cause and run again."
-    )
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
-
-
-def _missing_keys(error: ConfigFieldMissingException) -> list[str]:
-    """The innermost setting names dlt looked for and did not find (e.g. ``credentials.password``)."""
-    names: list[str] = []
-    for name, traces in error.traces.items():
-        inner = [key for trace in traces for key in getattr(trace, "traces", {})]
-        names += [f"{name}.{key}" for key in inner] or [name]
-    return sorted(set(names))
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-class _quiet_dlt:
-    """Route dlt's log records through our own logging: one format, redacted, only what matters.
-
-    dlt logs through its own handler (not ours, so not redacted) and warns about things we
-    handle on purpose. Its records are re-emitted under ``listrak_sync.dlt``: errors always,
-    warnings with ``-v``, everything with ``--debug``.
-    """
-
-    def __enter__(self) -> None:
-        self._logger = logging.getLogger("dlt")
-        self._level = self._logger.level
-        debug = log.isEnabledFor(logging.DEBUG)
-        self._filter = _DltRecords(logging.DEBUG if debug else logging.WARNING if log.isEnabledFor(logging.INFO)
-                                   else logging.ERROR)
-        if debug:
-            self._logger.setLevel(logging.DEBUG)
-        self._logger.addFilter(self._filter)
-
-    def __exit__(self, *exc: object) -> None:
-        self._logger.setLevel(self._level)
-        self._logger.removeFilter(self._filter)
-
-
-class _DltRecords(logging.Filter):
-    def __init__(self, level: int) -> None:
-        super().__init__()
-        self.level = level
-        self.target = logging.getLogger("listrak_sync.dlt")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.level > logging.DEBUG:
-            # The run ends in one line of its own that names the cause; dlt's tracebacks, and
-            # its notices of a job it will retry, are for --debug.
-            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
-            if record.getMessage().startswith("Transient exception in job"):
-                record.levelno, record.levelname = logging.WARNING, "WARNING"
-        if record.levelno >= self.level and not _expected_notice(record):
-            self.target.handle(record)
-        return False  # dlt's own handler never prints
-
-
-def _expected_notice(record: logging.LogRecord) -> bool:
-    text = record.getMessage()
-    # We hand dlt JSON text for json columns on purpose (every destination loads it), and our
-    # DuckDB client qualifies names with the catalog, so a dataset may share the file's name.
-    return "when merging arrow schema with dlt schema" in text or "identical to the dataset name" in text
+        raise explain(exc, step=name or None, target=target) from None

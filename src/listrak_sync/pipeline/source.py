@@ -14,18 +14,23 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 
 from listrak_sync.engine.plan import DELETED_COLUMN, RunMode, StreamMode
-from listrak_sync.engine.sync import Policy, SyncEngine
+from listrak_sync.engine.sync import Policy, SyncEngine, WorkUnit
+from listrak_sync.errors import ObjectSkippedError
 from listrak_sync.extract import ACTIVITY_STREAMS, Extractor, column_ints
+from listrak_sync.pipeline.checkpoint import Checkpoint
 from listrak_sync.pipeline.destinations import can_merge, messages_held
+from listrak_sync.pipeline.held import rows_held
+from listrak_sync.pipeline.rest_source import RestRun, rest_resources
 from listrak_sync.pipeline.rows import dlt_columns, empty_table, in_batches, lists_as_json, markers, with_marker
 from listrak_sync.settings import PRODUCTION_ENDPOINT, Settings
 from listrak_sync.soap.client import ListrakClient
@@ -33,6 +38,19 @@ from listrak_sync.streams import STREAMS, Stream
 
 SOURCE_NAME = "listrak"
 log = logging.getLogger(__name__)
+
+
+def has_soap(settings: Settings) -> bool:
+    """Whether the settings hold SOAP credentials (a REST-only user's do not)."""
+    return bool(getattr(settings, "has_soap", True))
+
+
+def has_rest(settings: Settings) -> bool:
+    """Whether the settings hold REST credentials (client ID and secret)."""
+    return bool(getattr(settings, "has_rest", False))
+
+# A repair's choice of (table, MsgID) pairs from the messages just read and the plan.
+RepairChoice = Callable[[pa.Table, Mapping[str, Any]], Collection[tuple[str, int]]]
 
 def build_source(
     settings: Settings,
@@ -43,6 +61,10 @@ def build_source(
     full_refresh_reason: str | None = None,
     on_mode: Callable[[RunMode], None] | None = None,
     known_messages: Mapping[int, int] | None = None,
+    repair: RepairChoice | None = None,
+    checkpoint: Checkpoint | None = None,
+    rest_client: Any | None = None,
+    rest_skipped: list[ObjectSkippedError] | None = None,
 ) -> DltSource:
     """Build the Listrak dlt source from explicit settings and a client.
 
@@ -58,6 +80,13 @@ def build_source(
         on_mode: told the run's mode (full or incremental, and why) once it is decided.
         known_messages: message ID to list ID of what the destination holds, so that messages
             that vanished lose their rows even where the plan does not know them.
+        repair: a repair (``listrak-sync verify --repair``): given the messages just read and
+            the plan, the ``(table, MsgID)`` pairs to re-read; nothing else is fetched.
+        checkpoint: where the activity units are kept as they finish, and where an interrupted
+            run's units are served from (:mod:`listrak_sync.pipeline.checkpoint`).
+        rest_client: the REST client, given when the settings have REST credentials: the REST
+            tables are then resources too (:mod:`listrak_sync.pipeline.rest_source`).
+        rest_skipped: where the REST objects skipped (refused) are told, for the summary.
 
     Returns:
         A dlt source with one resource per stream, restricted to ``settings.tables`` if set.
@@ -65,11 +94,16 @@ def build_source(
         message: the run replaces exactly its lists' rows and leaves other lists' rows alone.
     """
     run = _Run(extractor or Extractor(client, settings), settings, full_refresh, on_mode, full_refresh_reason,
-               known_messages)
+               known_messages, checkpoint=checkpoint)
+    run.repair = repair
+    rest = None if rest_client is None else RestRun(
+        rest_client, settings, full_refresh=full_refresh, full_refresh_reason=full_refresh_reason,
+        progress=run.extractor.progress, skipped=rest_skipped)
 
     @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)
     def _listrak() -> list[DltResource]:
-        return _resources(run)
+        soap = _resources(run) if has_soap(settings) else []
+        return soap + (rest_resources(rest, dlt_columns) if rest is not None else [])
 
     source = _listrak()
     if settings.tables:
@@ -94,7 +128,9 @@ class _Run:
         full_refresh_reason: str | None = None,
         known_messages: Mapping[int, int] | None = None,
         owns_client: bool = False,
+        checkpoint: Checkpoint | None = None,
     ) -> None:
+        self.checkpoint = checkpoint
         self.on_mode = on_mode
         self.known_messages = known_messages
         self.owns_client = owns_client
@@ -109,6 +145,7 @@ class _Run:
         self.streams = [s for s in ACTIVITY_STREAMS if not settings.tables or s.name in settings.tables]
         self._engine: SyncEngine | None = None
         self.vanished: list[int] = []
+        self.repair: RepairChoice | None = None
 
     @property
     def engine(self) -> SyncEngine:
@@ -154,6 +191,27 @@ class _Run:
             return
         self.known_messages = messages_held(pipeline)
 
+    def refused_messages_held(self) -> set[int]:
+        """The messages the service refused this run, and those of the lists it refused."""
+        lists = self.extractor.refused_lists()
+        held = {m for m, list_id in (self.known_messages or {}).items() if list_id in lists}
+        return held | self.extractor.refused_messages()
+
+    def kept(self, stream: Stream, column: str, ids: Iterable[int]) -> Iterator[pa.Table]:
+        """Rows the destination holds of objects the service refused this run (``column`` in
+        ``ids``): loaded again, so that a table replaced whole keeps them (refused is not gone)."""
+        ids = sorted(set(ids))
+        if not ids:
+            return
+        pipeline = dlt.current.pipeline()
+        if pipeline.destination is None or not can_merge(pipeline.destination):
+            return
+        table = rows_held(pipeline, stream, column, ids)
+        if table is not None:
+            log.info("Kept %d %s rows of refused %s %s", table.num_rows, stream.name,
+                     "lists" if column == "ListID" else "messages", ", ".join(map(str, ids)))
+            yield table
+
     def finished(self, resource: str) -> None:
         """One resource is through; the last one closes a client this run made itself."""
         self._running.discard(resource)
@@ -171,14 +229,16 @@ class _Run:
         return tables
 
     def plan_messages(self, messages: pa.Table) -> None:
-        units = self.engine.plan_activity(messages, self.extractor.now())
+        stored = self.checkpoint.stored if self.checkpoint else set()
+        units = self.engine.plan_activity(messages, self.extractor.now(), only=self.repair,
+                                          refused_lists=self.extractor.refused_lists(), stored=stored)
         self.vanished = self.engine.vanished()
         self.extractor.progress.add_units(len(units))
 
     def stream_done(self, stream: Stream | None = None) -> None:
         """Close ``stream``'s part of the plan (if any) and hand the plan to dlt's state."""
         if stream is not None:
-            self.engine.finish(stream, self.extractor.refused_messages(), self.extractor.refused_lists())
+            self.engine.finish(stream, self.extractor.skipped_messages(), self.extractor.skipped_lists())
         self.engine.remember_page_sizes(self.extractor.client.page_size_bounds(), self.extractor.now())
         dlt.current.source_state()["plan"] = self.engine.plan
 
@@ -260,15 +320,25 @@ def _contacts_rows(stream: Stream, run: _Run) -> Any:
 
 
 def _per_list(stream: Stream, run: _Run, lists: pa.Table, tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
-    """The tables as they are, or in a shard run: a marker per list first, then the rows."""
+    """The rows of the lists, then what keeps a refused list's rows (refused is not gone).
+
+    A run of every list replaces the table: the refused lists' rows are read back and loaded
+    again. A shard run merges per list: a marker per list clears its old rows, and a refused
+    list gets none, so its rows stay.
+    """
     if not run.shard:
-        yield from tables
+        seen: set[int] = set()
+        for table in tables:
+            seen.update(pc.unique(table.column("ListID")).to_pylist())
+            yield table
+        yield from run.kept(stream, "ListID", run.extractor.refused_lists() - seen)
         return
-    list_ids = column_ints(lists, "ListID")
-    # Negative message IDs keep the markers apart under the messages table's primary key.
-    yield markers(stream, "ListID", list_ids, MsgID=[-i for i in list_ids])
     for table in tables:
         yield with_marker(table, False)
+    refused = run.extractor.refused_lists()
+    list_ids = [i for i in column_ints(lists, "ListID") if i not in refused]
+    # Negative message IDs keep the markers apart under the messages table's primary key.
+    yield markers(stream, "ListID", list_ids, MsgID=[-i for i in list_ids])
 
 
 def _activity_rows(stream: Stream, run: _Run) -> Any:
@@ -276,26 +346,53 @@ def _activity_rows(stream: Stream, run: _Run) -> Any:
         try:
             units = run.engine.units_of(stream)
             msg_ids = [unit.parent for unit in units]
-            pages = run.extractor.activity_units([(u.stream, u.parent, u.start) for u in units], announced=True)
-            tables = (table for _, _, table in pages if table is not None)
+            tables = _unit_tables(stream, run, units)
             if run.modes[stream.name].full and not run.shard:
                 yield dlt.mark.with_hints(empty_table(stream), dlt.mark.make_hints(write_disposition="replace"))
                 latest = yield from in_batches(stream, tables)
+                yield from run.kept(stream, "MsgID", run.refused_messages_held())
             else:
                 # Each fetched or vanished message's rows are replaced whole: a delete marker per
-                # message clears them (also when the new fetch has no rows), then the rows land.
+                # message clears them (also when the new fetch has no rows), and the rows land.
+                # Markers go last, once it is known which messages the service refused: a refused
+                # message has neither, so its rows stay (refused is not gone).
                 hints = dlt.mark.make_hints(
                     write_disposition={"disposition": "merge", "strategy": "delete-insert"}, merge_key="MsgID"
                 )
-                yield dlt.mark.with_hints(markers(stream, "MsgID", [*msg_ids, *run.vanished]), hints)
+                yield dlt.mark.with_hints(markers(stream, "MsgID", []), hints)
                 latest = yield from in_batches(stream, tables, marker=False)
-            refused = run.extractor.refused_messages()
-            run.engine.record(stream, [m for m in msg_ids if m not in refused], latest)
+                refused = run.extractor.refused_messages()
+                yield markers(stream, "MsgID", [*(m for m in msg_ids if m not in refused), *run.vanished])
+            refused = run.extractor.skipped_messages()
+            run.engine.record(stream, [m for m in msg_ids if m not in refused], latest,
+                              run.extractor.short_counts(stream))
             run.stream_done(stream)
         finally:
             run.finished(stream.name)
 
     return activity
+
+
+def _unit_tables(stream: Stream, run: _Run, units: Sequence[WorkUnit]) -> Iterator[pa.Table]:
+    """The rows of ``units``: those an interrupted run kept served from its checkpoint, the rest
+    fetched (and kept in this run's checkpoint as each unit finishes)."""
+    checkpoint, progress = run.checkpoint, run.extractor.progress
+    to_fetch = [u for u in units if not u.stored]
+    if checkpoint is None:
+        pages = run.extractor.activity_units([(u.stream, u.parent, u.start) for u in to_fetch], announced=True)
+        yield from (table for _, _, table in pages if table is not None)
+        return
+    for _, kept in checkpoint.tables(stream.name, [u.key for u in units if u.stored]):
+        progress.unit_resumed(stream.name, sum(t.num_rows for t in kept))
+        yield from kept
+    keys = {u.parent: u.key for u in to_fetch}
+    pages = run.extractor.activity_units([(u.stream, u.parent, u.start) for u in to_fetch], announced=True)
+    for _, msg_id, table in pages:
+        if table is not None:
+            checkpoint.add(keys[msg_id], table)
+            yield table
+        elif msg_id not in run.extractor.refused_messages():
+            checkpoint.done(keys[msg_id])
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0, root_key=False)

@@ -23,6 +23,9 @@ from listrak_sync.simulator.envelope import SoapFault, SoapRequest
 
 DEFAULT_USERNAME = "demo"
 DEFAULT_PASSWORD = "demo-password"  # noqa: S105 - the simulator's documented demo credential
+# The REST pair the demo serves and uses (the simulator serves REST only when given a pair).
+DEMO_CLIENT_ID = "demo-client"
+DEMO_CLIENT_SECRET = "demo-client-secret"  # noqa: S105 - documented demo credential
 
 INVALID_LOGON = "InvalidLogonAttempt"
 LOGIN_ATTEMPTS_EXCEEDED = "LoginAttemptsExceeded"

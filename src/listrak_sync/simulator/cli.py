@@ -95,12 +95,22 @@ def _days_or_never(text: str) -> float | None:
               help="In-flight SOAP requests beyond which the server answers 503.")
 @click.option("--username", default=DEFAULT_USERNAME, show_default=True, help="API username to accept.")
 @click.option("--password", default=DEFAULT_PASSWORD, show_default=True, help="API password to accept.")
+@click.option("--client-id", default=None, help="REST client id to accept; with --client-secret the simulator also "
+              "serves the REST Email API (POST /OAuth2/Token, GET /email/v1/...) on the same port.")
+@click.option("--client-secret", default=None, help="REST client secret to accept (with --client-id).")
+@click.option("--token-lifetime", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a REST token lives [friendly: 3599; pessimistic: 900].")
+@click.option("--rest-rate-limit", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="REST requests per second a leaky bucket lets through; beyond, HTTP 429 [default: no limit].")
+@click.option("--rest-429-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of REST API calls answered HTTP 429.")
 @click.option("--profile", default="friendly", show_default=True, type=click.Choice(PROFILE_NAMES),
               help="Which variant of each uncertain Listrak fact to play: friendly, or pessimistic (the worst "
                    "plausible one). The flags below change single knobs on top of it.")
 @_with_knob_options
 def simulator_command(**options: Any) -> None:
-    """Serve a local Listrak SOAP API (v31) with a synthetic account until Ctrl-C.
+    """Serve a local Listrak SOAP API (v31), and with --client-id/--client-secret the REST Email API (v1)
+    on the same port, with one synthetic account until Ctrl-C.
 
     It prints the endpoint, the WSDL URL and the credentials to use. Move its clock with
     POST /_simulator/clock {"advance_days": 7}; read counters and the profile at
@@ -110,6 +120,7 @@ def simulator_command(**options: Any) -> None:
     Examples:
       listrak-sync simulator --port 8765 --scale small --latency-ms 20 --fail-rate 0.05
       listrak-sync simulator --profile pessimistic --range-bounds inclusive
+      listrak-sync simulator --client-id demo-client --client-secret demo-secret --token-lifetime 60
     """
     try:
         profile = _profile(options)
@@ -127,7 +138,19 @@ def simulator_command(**options: Any) -> None:
             max_concurrency=options["max_concurrency"],
             users=[User(options["username"], options["password"])],
             profile=profile,
+            client_id=options["client_id"],
+            client_secret=options["client_secret"],
         )
+        if sim.rest is not None:
+            rest: dict[str, Any] = {"rest_429_rate": options["rest_429_rate"]}
+            if options["token_lifetime"] is not None:
+                rest["token_lifetime"] = options["token_lifetime"]
+            if options["rest_rate_limit"] is not None:
+                rest["rest_rate_limit"] = options["rest_rate_limit"]
+            sim.configure_faults(**rest)
+        elif options["token_lifetime"] or options["rest_rate_limit"] or options["rest_429_rate"]:
+            raise ValueError("--token-lifetime, --rest-rate-limit and --rest-429-rate need --client-id and "
+                             "--client-secret")
         sim.start()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -155,6 +178,18 @@ def _print_banner(sim: Simulator, options: dict[str, Any]) -> None:
         f"  username:  {options['username']}",
         f"  password:  {options['password']}",
         f"  clock:     {sim.now.isoformat()}",
+    ]
+    if sim.rest is not None:
+        rest = sim.rest.faults
+        lines += [
+            f"  REST:      {sim.rest_url}",
+            f"  token URL: {sim.token_url}",
+            f"  client id: {sim.rest.client_id}",
+            "  secret:    the --client-secret given",
+            f"  tokens:    {rest.token_lifetime:g} s, rate limit {rest.rest_rate_limit or 'none'}, "
+            f"429 rate {rest.rest_429_rate:g}",
+        ]
+    lines += [
         f"  profile:   {sim.profile.name}",
         f"  stats:     {sim.base_url}/_simulator/stats",
         f"  faults:    latency {faults.latency_ms:g} ms (+{faults.jitter_ms:g}), fail rate {faults.fail_rate:g}"

@@ -26,6 +26,7 @@ from typing import Any
 from listrak_sync.simulator.access import AccessControl, User
 from listrak_sync.simulator.faults import FaultInjector
 from listrak_sync.simulator.profile import Profile
+from listrak_sync.simulator.rest.service import RestService
 from listrak_sync.simulator.server import PRODUCTION_URL, SOAP_PATH, SimulatorHTTPServer, bundled_wsdl
 from listrak_sync.simulator.service import DEFAULT_PAGE_SIZE, IntegrationService
 from listrak_sync.simulator.stats import Stats
@@ -61,6 +62,8 @@ class Simulator:
         lockout_after: int | None = 5,
         slow_seconds: float = 30.0,
         profile: Profile | str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
     ) -> None:
         """Build the simulator (the server starts with :meth:`start`).
 
@@ -86,6 +89,9 @@ class Simulator:
                 or a preset name (``friendly``, the default, or ``pessimistic``). With an
                 explicit ``account``, the account's own profile is used and this must be
                 omitted or equal to it.
+            client_id: with ``client_secret``, serve the REST Email API too (same port):
+                ``POST /OAuth2/Token`` and ``GET /email/v1/...`` (see :mod:`.rest`).
+            client_secret: the REST client secret (never shown in reprs or logs).
 
         Raises:
             ValueError: an invalid setting.
@@ -112,6 +118,12 @@ class Simulator:
         self.access = AccessControl(users, ip_allowlist, lockout_after)
         self.stats_counter = Stats()
         self.service = IntegrationService(account, self.access, page_size=page_size, stats=self.stats_counter)
+        self.rest: RestService | None = None
+        if (client_id is None) != (client_secret is None):
+            raise ValueError("pass both client_id and client_secret to serve REST, or neither")
+        if client_id is not None and client_secret is not None:
+            self.rest = RestService(account, client_id, client_secret, self.service.account_lock,
+                                    outage=lambda: self.faults.outage_seconds)
         self.served_wsdl = b""
         self._server: SimulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -187,6 +199,26 @@ class Simulator:
         """The served WSDL's URL (its address points at :attr:`url`)."""
         return self.url + "?WSDL"
 
+    @property
+    def rest_url(self) -> str:
+        """The REST API base, ``http://127.0.0.1:PORT/email/v1``.
+
+        Raises:
+            RuntimeError: not started, or started without REST credentials.
+        """
+        self._need_rest()
+        return self.base_url + "/email/v1"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth2 token endpoint, ``http://127.0.0.1:PORT/OAuth2/Token``."""
+        self._need_rest()
+        return self.base_url + "/OAuth2/Token"
+
+    def _need_rest(self) -> None:
+        if self.rest is None:
+            raise RuntimeError("this simulator serves no REST; pass client_id and client_secret")
+
     def __repr__(self) -> str:
         where = self.url if self.running else "not running"
         return f"<Simulator {where} page_size={self.page_size} profile={self.profile.name}>"
@@ -212,10 +244,32 @@ class Simulator:
     def configure_faults(self, **settings: Any) -> None:
         """Change fault settings (any of ``FaultInjector``'s) and restart the fault sequence.
 
+        The REST knobs ``token_lifetime`` (seconds), ``rest_rate_limit`` (requests per second of
+        a leaky bucket; None: off), ``rest_429_rate`` (share of API calls answered 429) and
+        ``rest_latency_ms`` (delay before each API answer), ``rest_refused`` (route ids the API
+        refuses, e.g. ``[{"listId": 12}]``) and ``rest_refusal_status`` (404 or 403) need a
+        simulator serving REST (see :class:`~listrak_sync.simulator.rest.service.RestFaults`);
+        ``outage_seconds`` answers REST calls 503 too.
+
         Raises:
             ValueError: an invalid value. TypeError: an unknown setting.
         """
-        self.faults.configure(**settings)
+        from listrak_sync.simulator.rest.service import RestFaults
+
+        rest = {name: settings.pop(name) for name in RestFaults.SETTINGS if name in settings}
+        if rest and self.rest is None:
+            raise TypeError(f"{', '.join(rest)}: this simulator serves no REST (pass client_id and client_secret)")
+        if rest and self.rest is not None:
+            self.rest.faults.configure(**rest)
+        if settings or not rest:
+            self.faults.configure(**settings)
+
+    def fault_settings(self) -> dict[str, Any]:
+        """The SOAP fault settings, and the REST ones when REST is served."""
+        values = self.faults.settings()
+        if self.rest is not None:
+            values.update(self.rest.faults.settings())
+        return values
 
     # -- clock --------------------------------------------------------------------------------
 
@@ -248,11 +302,15 @@ class Simulator:
         with self.service.account_lock:
             service_now = getattr(self.account, "service_now", None) or self.account.now
         snapshot["service_now"] = service_now.isoformat()
+        if self.rest is not None:
+            snapshot.update(self.rest.stats())
         return snapshot
 
     def reset_stats(self) -> None:
         """Zero the counters."""
         self.stats_counter.reset()
+        if self.rest is not None:
+            self.rest.reset_stats()
 
     def reset_lockouts(self) -> None:
         """Unlock every user locked out by failed logins."""

@@ -323,6 +323,29 @@ class Account:
             return [self._message_row(msg) for msg in messages]
         return [{"MsgID": msg.msg_id, **row} for msg in messages for row in self.events(table, msg.msg_id)]
 
+    def rest_ground_truth(self, table: str, start_date: datetime) -> list[dict]:
+        """The rows a correct client's REST ``table`` holds after a full run from ``start_date``.
+
+        Keyed by ``get_stream(table).table_columns``; conventions in :mod:`.rest.truth`.
+
+        Raises:
+            KeyError: ``table`` is not a REST stream.
+        """
+        from listrak_sync.simulator.rest.truth import rest_ground_truth
+
+        return rest_ground_truth(self.rest_world, table, start_date)
+
+    @property
+    def rest_world(self) -> Any:
+        """The REST view of this account (built on first use; :mod:`.rest.world`)."""
+        world = self.__dict__.get("_rest_world")
+        if world is None:
+            from listrak_sync.simulator.rest.profile import RestProfile
+            from listrak_sync.simulator.rest.world import RestWorld
+
+            world = self._rest_world = RestWorld(self, RestProfile.for_profile(self.profile))
+        return world
+
     def expected_tables(self, start_date: datetime,
                         list_ids: Iterable[int] | None = None) -> dict[str, list[dict]]:
         """:meth:`ground_truth` of all nine tables, keyed by table name."""

@@ -164,7 +164,7 @@ def generate_events(seed: int, scale: Scale, lst: ContactList, msg: Message) -> 
     reads: list[tuple] = []
     clicks: list[tuple] = []
     clickers: list[tuple[int, int, bool]] = []  # (first click, second click or 0, is new)
-    orders: list[tuple[int, int]] = []
+    orders: list[tuple[int, int, int]] = []  # (time, cents, subscription)
     rand = rng.random  # int(rand() * n) below: twice as fast as randrange on this hot path
 
     def millis() -> int:
@@ -215,13 +215,13 @@ def generate_events(seed: int, scale: Scale, lst: ContactList, msg: Message) -> 
         clickers.append((times[0], times[1] if len(times) > 1 else 0, is_new))
         if rand() < scale.conversion_rate:
             order_s = times[0] + (60 + int(rand() * 2 * 86400)) * US
-            orders.append((order_s, int(rng.lognormvariate(8.3, 0.7))))
+            orders.append((order_s, int(rng.lognormvariate(8.3, 0.7)), sub))
     unsubs = sorted((removal, sub, method) for sub, removal, method in msg.unsubs)
     for events in (bounces, opens, reads, clicks):
         events.sort()
     orders.sort()
     cumulative = [0]
-    for _, cents in orders:
+    for _, cents, _ in orders:
         cumulative.append(cumulative[-1] + cents)
     summary = MessageSummary(
         sends=len(recipients),
@@ -237,6 +237,7 @@ def generate_events(seed: int, scale: Scale, lst: ContactList, msg: Message) -> 
         order_cents_cumulative=cumulative,
     )
     compact = {
+        "orders": orders,  # not a stream: the REST activity's per-contact orderTotal reads it
         "message_bounces": bounces,
         "message_clicks": clicks,
         "message_opens": opens,

@@ -12,6 +12,8 @@ Routes (paths are case-insensitive, like IIS):
                                              ``{"outage_seconds": N}``: every SOAP request gets
                                              HTTP 503 for the next N seconds
 ``POST /_simulator/lockouts/reset``          unlock every locked-out user
+``POST /OAuth2/Token``                       REST tokens (with client credentials; :mod:`.rest`)
+``GET  /email/v1/...``                       the REST Email API (with client credentials)
 ==========================================  ====================================================
 
 Latency and injected faults (:mod:`listrak_sync.simulator.faults`) apply to SOAP POSTs only;
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOAP_PATH = "/v31/IntegrationService.asmx"
+REST_PREFIX = "/email/v1"  # the REST API (lower-cased, as paths are compared)
+TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a path
 PRODUCTION_URL = "https://webservices.listrak.com/v31/IntegrationService.asmx"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 UNROUTED = "(unrouted)"
@@ -125,7 +129,11 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path, query = self._split_path()
         simulator = self.server.simulator
-        if path == SOAP_PATH.lower():
+        if simulator.rest is not None and (path == REST_PREFIX or path.startswith(REST_PREFIX + "/")):
+            raw = urlsplit(self.path)
+            status, headers, body = simulator.rest.get(raw.path, dict(query), self.headers.get("Authorization"))
+            self._send(status, headers.pop("Content-Type"), body, headers)
+        elif path == SOAP_PATH.lower():
             if "wsdl" in (key.lower() for key, _ in query):
                 simulator.stats_counter.wsdl()
                 self._send(200, "text/xml; charset=utf-8", simulator.served_wsdl)
@@ -137,17 +145,25 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
         elif path == "/_simulator/clock":
             self._send_json(200, {"now": simulator.now.isoformat()})
         elif path == "/_simulator/faults":
-            self._send_json(200, simulator.faults.settings())
+            self._send_json(200, simulator.fault_settings())
         else:
             self._send(404, "text/plain; charset=utf-8", b"Not Found")
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         path, _ = self._split_path()
+        simulator = self.server.simulator
         body = self._read_body()
         if body is None:
             return
         if path == SOAP_PATH.lower():
             self._soap(body)
+        elif simulator.rest is not None and path == TOKEN_PATH:
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            status, headers, payload = simulator.rest.token(form)
+            self._send(status, headers.pop("Content-Type"), payload, headers)
+        elif simulator.rest is not None and path.startswith(REST_PREFIX + "/"):
+            self._send(405, "application/json; charset=utf-8",
+                       b'{"status":405,"error":"ERROR_UNSUPPORTED_METHOD","message":"The method is not supported."}')
         elif path.startswith("/_simulator/"):
             self._control(path, body)
         else:
@@ -175,7 +191,7 @@ class SimulatorRequestHandler(BaseHTTPRequestHandler):
                 self._move_clock(payload)
             elif path == "/_simulator/faults":
                 simulator.configure_faults(**payload)
-                self._send_json(200, simulator.faults.settings())
+                self._send_json(200, simulator.fault_settings())
             else:
                 self._send(404, "text/plain; charset=utf-8", b"Not Found")
         except (ValueError, TypeError) as exc:

@@ -192,6 +192,7 @@ class IntegrationService:
             list_id = self._allowed_list(request, user)
         except _Refused as refused:
             return self._refusal(stream, request, str(refused))
+        self.stats.object_request(stream.operation, list_id)
         with self.account_lock:
             rows = self.account.messages(list_id, start, end, include_test) if start <= end else []
         return self._result(stream, request, rows)
@@ -213,6 +214,8 @@ class IntegrationService:
                 msg_id = self._allowed_message(request, user)
         except _Refused as refused:
             return self._refusal(stream, request, str(refused))
+        self.stats.object_request(stream.operation, list_id if stream.request is RequestKind.LIST_RANGE_PAGED
+                                  else msg_id)
         with self.account_lock:
             if stream.request is RequestKind.LIST_RANGE_PAGED:
                 rows = self.account.subscribed_contacts(list_id, start, end) if start <= end else ()

@@ -10,7 +10,7 @@ from listrak_sync.simulator.faults import FAULT_KINDS
 
 
 class Stats:
-    """Counts requests per operation, rows served, injected faults, refusals and overloads.
+    """Counts requests per operation (and per list or message), rows served, injected faults, refusals and overloads.
 
     ``requests`` counts every SOAP POST admitted under the concurrency ceiling, by operation,
     whatever its outcome (served, faulted, injected fault), so a benchmark sees each call a
@@ -26,6 +26,7 @@ class Stats:
         """Zero every counter."""
         with self._lock:
             self._requests: Counter[str] = Counter()
+            self._objects: Counter[tuple[str, int]] = Counter()
             self._rows: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
             self._auth: Counter[str] = Counter()
@@ -38,6 +39,11 @@ class Stats:
         """Count one SOAP request for ``operation``."""
         with self._lock:
             self._requests[operation] += 1
+
+    def object_request(self, operation: str, object_id: int) -> None:
+        """Count one request of ``operation`` for one list or message (``ListID``/``MsgID``)."""
+        with self._lock:
+            self._objects[(operation, object_id)] += 1
 
     def rows(self, operation: str, count: int) -> None:
         """Count ``count`` items served by ``operation``."""
@@ -78,9 +84,13 @@ class Stats:
         """All counters as a JSON-ready dict."""
         with self._lock:
             faults = {kind: self._faults.get(kind, 0) for kind in FAULT_KINDS}
+            by_object: dict[str, dict[str, int]] = {}  # IDs as text, as JSON has them
+            for (operation, object_id), count in sorted(self._objects.items()):
+                by_object.setdefault(operation, {})[str(object_id)] = count
             return {
                 "requests": dict(sorted(self._requests.items())),
                 "requests_total": sum(self._requests.values()),
+                "requests_by_object": by_object,
                 "rows": dict(sorted(self._rows.items())),
                 "rows_total": sum(self._rows.values()),
                 "faults": faults,

@@ -7,6 +7,7 @@ Modules, each with one job:
 - :mod:`.catalog`  the catalog built from the stream table, and selection read back from one
 - :mod:`.state`    bookmarks, checkpoints and refused objects: what STATE holds and means
 - :mod:`.sync`     one sync: drives the extractor and hands records and STATE to the writer
+- :mod:`.rest_mode` the 2.x mode (PyPI tap-listrak 2.x's config and streams), through the one REST run
 - :mod:`.output`   SCHEMA, RECORD and STATE lines on stdout
 
 Run it as ``tap-listrak`` or ``python -m listrak_sync.singer``.

@@ -37,6 +37,8 @@ def _schema(setting: Setting) -> dict[str, Any]:
         schema["default"] = setting.default
     if setting.secret:
         schema.update(secret=True, writeOnly=True)
+    if setting.limits is not None:
+        schema.update(minimum=setting.limits[0], maximum=setting.limits[1])
     return schema
 
 

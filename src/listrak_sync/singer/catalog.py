@@ -53,6 +53,9 @@ _JSON_TYPES: dict[ColumnType, dict[str, Any]] = {
     ColumnType.FLOAT: {"type": "number"},
     ColumnType.TIMESTAMP: {"type": "string", "format": "date-time"},
     ColumnType.TEXT_LIST: {"type": "array", "items": {"type": "string"}},
+    # The one JSON column (contacts' profile-field values) is a list of objects; records carry it
+    # decoded from the JSON text the table holds.
+    ColumnType.JSON: {"type": "array", "items": {"type": "object"}},
 }
 
 
@@ -214,7 +217,7 @@ class Selection:
         return name in self.properties
 
 
-def read_selection(catalog: Any) -> Selection:
+def read_selection(catalog: Any, offered: Mapping[str, Stream] | None = None) -> Selection:
     """Read stream and field selection from a ``--catalog`` or legacy ``--properties`` document.
 
     Streams the catalog does not hold are not selected; stream ids we do not know are logged
@@ -222,6 +225,8 @@ def read_selection(catalog: Any) -> Selection:
 
     Args:
         catalog: the parsed JSON document.
+        offered: the streams the tap offers by stream id, in catalog order (default: the nine
+            SOAP streams; the 2.x mode's are :data:`listrak_sync.singer.rest_mode.OFFERED`).
 
     Returns:
         The selection.
@@ -239,15 +244,17 @@ def read_selection(catalog: Any) -> Selection:
         stream_id = entry.get("tap_stream_id") or entry.get("stream")
         if not isinstance(stream_id, str):
             raise ConfigError("A catalog stream entry has no tap_stream_id.")
-        stream = STREAMS_BY_NAME.get(stream_id)
+        streams = STREAMS_BY_NAME if offered is None else offered
+        stream = streams.get(stream_id)
         if stream is None:
             log.warning("Ignoring unknown stream %r in the catalog.", stream_id)
             continue
         by_breadcrumb = _metadata_by_breadcrumb(entry.get("metadata"))
         if _stream_selected(entry, by_breadcrumb.get(())):
-            chosen[stream.name] = _selected_properties(stream, entry, by_breadcrumb)
-    # Stream-table order, whatever order the catalog lists them in.
-    return Selection({s.name: chosen[s.name] for s in STREAMS if s.name in chosen})
+            chosen[stream_id] = _selected_properties(stream, entry, by_breadcrumb)
+    # The tap's order (the stream table's), whatever order the catalog lists them in.
+    order = [s.name for s in STREAMS] if offered is None else list(offered)
+    return Selection({name: chosen[name] for name in order if name in chosen})
 
 
 def _metadata_by_breadcrumb(metadata: Any) -> dict[tuple[str, ...], Mapping[str, Any]]:

@@ -13,6 +13,8 @@ Config: tap-listrak's keys ``username``, ``password``, ``start_date`` (``2010-01
 timestamp or ``MM/DD/YYYY``) and ``interval_days``, plus any optional tuning key of
 :mod:`listrak_sync.singer.about` (``endpoint``, ``concurrency``, timeouts, ...) and
 ``typed_event_dates``. Other keys are ignored with a warning that names them (never their values).
+A config with ``client_id`` and ``client_secret`` and no ``username``/``password`` is PyPI
+tap-listrak 2.x's: the tap then offers 2.x's REST streams (:mod:`listrak_sync.singer.rest_mode`).
 
 Records are shaped as tap-listrak's (see :mod:`listrak_sync.singer.catalog`). ``ClickDate``,
 ``OpenDate``, ``ReadDate`` and ``BounceDate``, strings in the WSDL, go out as the text the
@@ -23,7 +25,8 @@ them like every other date and emits RFC 3339 UTC (``2024-01-31T08:00:00.000000Z
 Output follows the Singer spec: one JSON message per line on stdout, logs on stderr, STATE as
 the run progresses (see :mod:`listrak_sync.engine.state` for what it holds). On failure the
 tap logs ``CRITICAL <what happened and what to do>`` and exits 2 (configuration), 3 (access
-refused: credentials, IP address, lockout) or 1 (anything else), like ``listrak-sync``: an
+refused: credentials, IP address, lockout), 5 (done, but some object's pages never ended) or 1
+(anything else), like ``listrak-sync``: an
 endpoint that never answered is configuration; ``--debug`` adds tracebacks. The password is
 redacted from every log line.
 """
@@ -45,14 +48,16 @@ import pyarrow as pa
 
 from listrak_sync import __version__
 from listrak_sync.engine.state import SingerState
-from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, ListrakSyncError, exit_code
+from listrak_sync.errors import EXIT_ERROR, EXIT_OK, ConfigError, IncompleteRunError, ListrakSyncError, exit_code
 from listrak_sync.extract import Extractor
 from listrak_sync.logs import RedactingFilter, log_to_stderr
 from listrak_sync.process import tune_for_bulk_work
 from listrak_sync.settings import Settings
+from listrak_sync.singer import rest_mode
 from listrak_sync.singer.about import NAME, REQUIRED, TAP_OPTIONS, about, about_markdown, tap_settings
 from listrak_sync.singer.catalog import Selection, discover, read_selection, stream_as_sent
 from listrak_sync.singer.output import SingerWriter
+from listrak_sync.singer.rest_mode import both_pairs, is_rest_config
 from listrak_sync.singer.sync import TapSync
 from listrak_sync.soap.client import ListrakClient, Scope, unreachable_is_config
 from listrak_sync.streams import Stream
@@ -227,6 +232,8 @@ def sync(
 
     Raises:
         ConfigError: the endpoint never answered, or the state is not one this tap wrote.
+        IncompleteRunError: the sync is done, but some objects' pages never ended (logged); their
+            bookmarks did not move, so the next sync asks them again.
         ListrakSyncError: the sync failed (the STATE already written is valid to continue from).
     """
     bookmarks = SingerState(state)  # a bad state is refused before anything goes on the wire
@@ -240,6 +247,11 @@ def sync(
     counts = ", ".join(f"{name} {n}" for name, n in writer.records_written.items()) or "none"
     log.info("Sync done: records %s; %d requests, %d retried.",
              counts, sum(stats.get("requests", {}).values()), stats.get("retries", 0))
+    if stats.get("repeated_rows"):
+        log.info("Dropped rows the service sent twice (repeated across pages or lists): %s.",
+                 ", ".join(f"{name} {n}" for name, n in stats["repeated_rows"].items()))
+    if extractor.incomplete:
+        raise IncompleteRunError()
     return writer.last_state or {}
 
 
@@ -272,14 +284,20 @@ def run(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | No
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
             return EXIT_OK
         config = load_json(args.config, "config") if args.config else None
+        for secret in ("password", "client_secret"):
+            if isinstance(config, Mapping) and isinstance(config.get(secret), str) and config[secret]:
+                redact.secrets.add(config[secret])
+        if isinstance(config, Mapping) and is_rest_config(config):
+            return _run_rest(args, config)
         if args.discover:
             catalog = discover(typed_event_dates=typed_event_dates(config))
             sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
             return EXIT_OK
         if config is None:
             raise ConfigError("No config. Pass --config config.json with username, password and start_date.")
-        if isinstance(config, Mapping) and isinstance(config.get("password"), str) and config["password"]:
-            redact.secrets.add(config["password"])
+        if both_pairs(config):
+            log.warning("The config holds both username/password and client_id/client_secret: the tap runs its "
+                        "SOAP streams. For tap-listrak 2.x's streams, give client_id and client_secret alone.")
         settings = settings_from_config(config)
         if args.test:
             count = check_connection(settings)
@@ -302,6 +320,36 @@ def run(argv: Sequence[str] | None = None, *, clock: Callable[[], datetime] | No
         return 130
     except Exception as exc:
         return _critical(exc, EXIT_ERROR, args.debug, unexpected=True)
+
+
+def _run_rest(args: argparse.Namespace, config: Mapping[str, Any]) -> int:
+    """The 2.x mode's discover, ``--test`` and sync (:mod:`listrak_sync.singer.rest_mode`)."""
+    if args.discover:
+        sys.stdout.write(json.dumps(rest_mode.discover(), indent=2) + "\n")
+        return EXIT_OK
+    settings = settings_from_config(rest_mode.rest_config(config))
+    from listrak_sync.rest.client import RestClient
+
+    with RestClient(settings) as client:
+        if args.test:
+            count = len(client.check())
+            log.info("Connection OK: connected to %s with client ID %r; %d lists visible.",
+                     settings.rest_endpoint, settings.client_id, count)
+            return EXIT_OK
+        if args.catalog or args.properties:
+            document = load_json(args.catalog or args.properties, "catalog" if args.catalog else "properties")
+            selection = read_selection(document, rest_mode.OFFERED)
+        else:
+            selection = rest_mode.everything()
+        state = (load_json(args.state, "state") if args.state else None) or {}
+        if not isinstance(state, Mapping):
+            raise ConfigError("The state file must hold a JSON object: pass a state this tap wrote, or none.")
+        writer = SingerWriter(sys.stdout)
+        rest_mode.RestTapSync(client, settings, selection, state, writer).run()
+        requests = client.requests
+    counts = ", ".join(f"{name} {n}" for name, n in writer.records_written.items()) or "none"
+    log.info("Sync done: records %s; %d REST requests.", counts, requests)
+    return EXIT_OK
 
 
 def _critical(exc: BaseException, code: int, debug: bool, *, unexpected: bool = False) -> int:

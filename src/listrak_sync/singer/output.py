@@ -20,16 +20,18 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from listrak_sync.streams import Stream
+from listrak_sync.streams import ColumnType, Stream
 
 RFC3339 = "%Y-%m-%dT%H:%M:%SZ"  # Arrow's %S carries the fraction at the column's unit (us)
 
 
-def _column_values(table: pa.Table, name: str) -> list[Any]:
+def _column_values(table: pa.Table, name: str, decode: bool = False) -> list[Any]:
     column = table.column(name)
     if pa.types.is_timestamp(column.type):
         column = pc.strftime(column, format=RFC3339)
-    return column.to_pylist()
+    values = column.to_pylist()
+    # A JSON column (REST contacts' profile-field values) is JSON text in the table.
+    return [None if v is None else json.loads(v) for v in values] if decode else values
 
 
 def iter_records(table: pa.Table, stream: Stream, properties: Sequence[str]) -> Iterator[dict[str, Any]]:
@@ -51,7 +53,7 @@ def iter_records(table: pa.Table, stream: Stream, properties: Sequence[str]) -> 
     for name in properties:
         parts = [c for c in stream.table_columns if c.path[0] == name]
         if len(parts) == 1 and len(parts[0].path) == 1:
-            flat.append((name, _column_values(table, parts[0].name)))
+            flat.append((name, _column_values(table, parts[0].name, parts[0].type is ColumnType.JSON)))
         else:
             nested.append((name, [(c.path[1], _column_values(table, c.name)) for c in parts]))
     order = list(properties)

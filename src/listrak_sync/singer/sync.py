@@ -131,7 +131,7 @@ class TapSync:
         streams = self.engine.streams
         if not streams:
             return
-        units = self.engine.plan_activity(messages, self.extractor.now())
+        units = self.engine.plan_activity(messages, self.extractor.now(), refused_lists=self.extractor.refused_lists())
         log.info("%d work units for %d streams.", len(units), len(streams))
         by_key = {(u.stream.name, u.parent): u for u in units}
         latest: dict[str, dict[int, datetime]] = {s.name: {} for s in streams}
@@ -150,7 +150,7 @@ class TapSync:
                 finished = []
                 self._checkpoint()
         self._record(finished, latest)
-        refused_lists, refused_messages = self.extractor.refused_lists(), self.extractor.refused_messages()
+        refused_lists, refused_messages = self.extractor.skipped_lists(), self.extractor.skipped_messages()
         sent = messages.column("SendDate").to_pylist()
         for stream in streams:
             self.engine.finish(stream, refused_messages, refused_lists)
@@ -161,11 +161,11 @@ class TapSync:
         self._checkpoint()
 
     def _record(self, units: Sequence[WorkUnit], latest: dict[str, dict[int, datetime]]) -> None:
-        refused = self.extractor.refused_messages()
+        refused = self.extractor.skipped_messages()
         for stream in self.engine.streams:
             done = [u.parent for u in units if u.stream is stream and u.parent not in refused]
             if done:
-                self.engine.record(stream, done, latest[stream.name])
+                self.engine.record(stream, done, latest[stream.name], self.extractor.short_counts(stream))
 
 
 

@@ -5,8 +5,19 @@
     classify_fault(fault)            a SOAP fault or WSException, by Listrak's bracketed token
     overloaded(reply)                HTTP 503/429: back off (Retry-After kept for the backoff)
     not_soap(reply, root, problem)   an answer that is no SOAP envelope, by status and content:
-                                     a web page, 404 or redirect -> the endpoint is wrong (config),
-                                     5xx -> transient, a cut-off envelope -> malformed (transient)
+                                     a web page, 400/404/405/410/501 or redirect -> the endpoint
+                                     is wrong (config), other 5xx -> transient, a cut-off
+                                     envelope -> malformed (transient)
+    not_the_operation(reply, ...)    a well-formed SOAP answer to another operation -> config
+    unusable_connection(exc, url)    no HTTP exchange, for a reason no retry mends: TLS against
+                                     plain HTTP, an unverifiable certificate, a server that does
+                                     not speak HTTP -> config (else None: the transport's own)
+
+The line between "wrong endpoint" and "transient": the real service can cut an answer short
+(docs/listrak-api.md §8), which leaves XML that does not parse; that stays transient. What is
+well-formed but plainly another server's (a web page, another SOAP body, a status that says
+nothing here takes SOAP POSTs, a TLS or HTTP handshake that fails by its first bytes) is a
+configuration error, raised at once: retrying cannot change which server answers.
 
 Server text quoted in a message must already be redacted (the client does it).
 """
@@ -15,10 +26,12 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from listrak_sync.errors import (
+    ConfigError,
     InvalidLogonError,
     ListrakSyncError,
     LoginAttemptsExceededError,
@@ -27,12 +40,17 @@ from listrak_sync.errors import (
     ProhibitedIPError,
     ServerFaultError,
     ServiceFaultError,
-    ServiceUnavailableError,
     WrongEndpointError,
 )
 from listrak_sync.settings import PRODUCTION_ENDPOINT
 from listrak_sync.soap.parse import SOAP11_ENV, SOAP12_ENV, SoapFault
-from listrak_sync.soap.transport import Reply
+from listrak_sync.wire import connection
+from listrak_sync.wire.connection import public_type
+from listrak_sync.wire.retry import Overloaded, retry_after_seconds
+
+if TYPE_CHECKING:  # the transport asks this module about failed handshakes
+    from listrak_sync.wire.retry import Overloaded, retry_after_seconds
+from listrak_sync.wire.transport import Reply
 
 Scope = tuple[str, int]
 # IIS's "404 - File or directory not found." inside a fault (tap-listrak skipped such messages),
@@ -46,35 +64,20 @@ _REFUSAL_WORDS = re.compile(
 )
 _ENVELOPES = (f"{{{SOAP11_ENV}}}Envelope", f"{{{SOAP12_ENV}}}Envelope")
 _HTML = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?<(!doctype\s+html|html)[\s>]", re.IGNORECASE)
-# Statuses that say "nothing at this address answers SOAP POSTs", not "try again".
-_NOT_HERE = (404, 405, 410)
-_RIGHT_ENDPOINT = (
+# Statuses that say "nothing at this address answers SOAP POSTs", not "try again": the service
+# answers a request it cannot take with a SOAP fault, so these come from another server.
+_NOT_HERE = (400, 404, 405, 410, 501)
+RIGHT_ENDPOINT = (
     f"Set the endpoint to the SOAP service's .../v31/IntegrationService.asmx URL ({PRODUCTION_ENDPOINT} "
     "for production, or the URL the simulator prints)."
 )
-
-
-def public_type(error: ListrakSyncError) -> type[ListrakSyncError]:
-    """The error's class as the errors module declares it (not a private helper subclass)."""
-    for kind in type(error).__mro__:
-        if kind.__module__ == ListrakSyncError.__module__ and issubclass(kind, ListrakSyncError):
-            return kind
-    return type(error)
-
-
-class Overloaded(ServiceUnavailableError):
-    """HTTP 503/429; remembers the server's Retry-After for the backoff."""
-
-    def __init__(self, message: str, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def overloaded(operation: str, reply: Reply) -> Overloaded:
     """The error for an HTTP 503/429 answer."""
     return Overloaded(
         f"Listrak is overloaded (HTTP {reply.status}) answering {operation}; backing off.",
-        _retry_after(reply.headers.get("Retry-After")),
+        retry_after_seconds(reply.headers.get("Retry-After")),
     )
 
 
@@ -142,7 +145,7 @@ def not_soap(operation: str, reply: Reply, root: etree._Element | None, problem:
         problem: what the parser found wrong, already redacted.
 
     Returns:
-        :class:`WrongEndpointError` for a redirect, a 404/405/410, or a successful answer that
+        :class:`WrongEndpointError` for a redirect, a 400/404/405/410/501, or a successful answer that
         is a web page or another document; :class:`ServerFaultError` (retried) for a 5xx;
         :class:`ServiceFaultError` for other statuses; else :class:`MalformedResponseError`
         (retried: a cut-off envelope).
@@ -152,12 +155,12 @@ def not_soap(operation: str, reply: Reply, root: etree._Element | None, problem:
         location = (reply.headers.get("Location") or "an address it does not name")[:200]
         return WrongEndpointError(
             f"The endpoint {url} redirects to {location} (HTTP {status}); a SOAP request cannot follow "
-            f"a redirect. {_RIGHT_ENDPOINT}"
+            f"a redirect. {RIGHT_ENDPOINT}"
         )
     if status in _NOT_HERE:
         return WrongEndpointError(
             f"The endpoint {url} is not the Listrak SOAP service: it answered {operation} with HTTP {status} "
-            f"({HTTPStatus(status).phrase.lower()}). {_RIGHT_ENDPOINT}"
+            f"({HTTPStatus(status).phrase.lower()}). {RIGHT_ENDPOINT}"
         )
     if status >= 500:
         return ServerFaultError(f"Listrak answered {operation} with HTTP {status} and no SOAP fault.")
@@ -165,13 +168,30 @@ def not_soap(operation: str, reply: Reply, root: etree._Element | None, problem:
     if 200 <= status < 300 and what is not None:
         return WrongEndpointError(
             f"The endpoint {url} is not the Listrak SOAP service: it answered {operation} with {what} "
-            f"(HTTP {status}). {_RIGHT_ENDPOINT}"
+            f"(HTTP {status}). {RIGHT_ENDPOINT}"
         )
     if status != 200:
         return ServiceFaultError(
             f"The endpoint answered {operation} with HTTP {status}, not SOAP. Check the endpoint URL."
         )
     return MalformedResponseError(f"{operation}: {problem}")
+
+
+def not_the_operation(operation: str, reply: Reply, element: str) -> WrongEndpointError:
+    """The error for a well-formed SOAP answer whose body holds ``element``, not ``<operation>Response``.
+
+    The service always answers an operation with its own response element (or a fault), and a
+    cut-off answer does not parse: another element means another SOAP service answered.
+    """
+    return WrongEndpointError(
+        f"The endpoint {reply.url} is not the Listrak SOAP service: it answered {operation} with a SOAP "
+        f"{element[:80]!r} element, not {operation}Response. {RIGHT_ENDPOINT}"
+    )
+
+
+def unusable_connection(error: BaseException, url: str) -> ConfigError | None:
+    """:func:`listrak_sync.wire.connection.unusable_connection`, telling the SOAP endpoint to set."""
+    return connection.unusable_connection(error, url, RIGHT_ENDPOINT)
 
 
 def _document_kind(reply: Reply, root: etree._Element | None) -> str | None:
@@ -187,13 +207,13 @@ def _document_kind(reply: Reply, root: etree._Element | None) -> str | None:
     return None
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-__all__ = ["Overloaded", "Scope", "classify_fault", "not_soap", "overloaded", "public_type"]
+__all__ = [
+    "Overloaded",
+    "Scope",
+    "classify_fault",
+    "not_soap",
+    "not_the_operation",
+    "overloaded",
+    "public_type",
+    "unusable_connection",
+]

@@ -4,7 +4,8 @@
 
     call(op, params)        build envelope -> POST (under the adaptive limiter, see transport.py:
       |                     deadline and size cap) -> classify -> retry transient errors with
-      |                     full-jitter backoff, within max_retries and retry_budget_seconds
+      |                     full-jitter backoff, within max_retries and retry_budget_seconds;
+      |                     a wait of a second or more is logged as a WARNING saying what for
     fetch(stream)           one call -> typed Arrow table of the stream's items
     iter_pages(stream)      Page=1,2,... -> one table per non-empty page
     service_now()           the service's clock, learned from the Date header of its answers
@@ -36,29 +37,39 @@ from lxml import etree
 from listrak_sync.errors import (
     AccessError,
     ConfigError,
-    ListrakSyncError,
     MalformedResponseError,
     ServerFaultError,
     ServiceFaultError,
     TransientError,
     TransportError,
+    UnreadableValueError,
 )
 from listrak_sync.settings import Settings
-from listrak_sync.soap.classify import Scope, classify_fault, not_soap, overloaded, public_type
+from listrak_sync.soap.characters import where_replaced
+from listrak_sync.soap.classify import (
+    RIGHT_ENDPOINT,
+    Scope,
+    classify_fault,
+    not_soap,
+    not_the_operation,
+    overloaded,
+)
 from listrak_sync.soap.envelope import REQUEST_KINDS, build_envelope, request_headers
-from listrak_sync.soap.limiter import AdaptiveLimiter
+from listrak_sync.soap.pages import PageGuard, PageSizes, describe, walk_pages
 from listrak_sync.soap.parse import (
     SoapFault,
     body_payload,
     find_fault,
-    parse_xml,
+    parse_answer,
     read_items,
     response_wrapper,
     ws_exception,
 )
-from listrak_sync.soap.stats import ClientStats
-from listrak_sync.soap.transport import Reply, TimedOutError, Transport, UnreachableError
 from listrak_sync.streams import RequestKind, Stream
+from listrak_sync.wire.limiter import AdaptiveLimiter
+from listrak_sync.wire.retry import Retrier
+from listrak_sync.wire.stats import ClientStats
+from listrak_sync.wire.transport import Reply, TimedOutError, Transport, UnreachableError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,9 +104,10 @@ class ListrakClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
-        self._transport = Transport(settings, self.stats, session)
-        self._largest_pages: dict[str, int] = {}
-        self._own_pages: dict[str, int] = {}
+        self._retrier = Retrier(settings, self.stats, sleep=sleep, rng=self._rng, clock=clock, scrub=self._scrub,
+                                log=log)
+        self._transport = Transport(settings, self.stats, session, right_endpoint=RIGHT_ENDPOINT)
+        self._page_sizes = PageSizes()
         self._lock = threading.Lock()
         self._access_error: AccessError | None = None
         self._guessed_time = False
@@ -140,7 +152,7 @@ class ListrakClient:
             TransientError: a transient error that outlasted ``max_retries`` or
                 ``retry_budget_seconds`` (a whole exchange is cut at ``request_deadline``).
         """
-        return self._request(operation, params, scope, lambda body, root: body)
+        return self._request(operation, params, scope, lambda body, root, replaced: body)
 
     def fetch(self, stream: Stream, *, scope: Scope | None = None, **params: Any) -> pa.Table:
         """One call for ``stream``, its items as a typed table of ``stream.columns``.
@@ -150,17 +162,25 @@ class ListrakClient:
             ObjectRefusedError when scoped (else ServiceFaultError); any other is a
             ServerFaultError, retried.
         """
-        def handle(body: bytes, root: etree._Element) -> pa.Table:
+        def handle(body: bytes, root: etree._Element, replaced: int) -> pa.Table:
             wrapper = response_wrapper(body_payload(root), stream.operation)
             description = ws_exception(wrapper)
             if description is not None:
                 fault = SoapFault("", self._redact(description), "")
                 raise classify_fault(fault, scope=scope, username=self.settings.username, in_band=True)
-            return read_items(wrapper, stream, self.settings.source_timezone)
+            try:
+                table = read_items(wrapper, stream, self.settings.source_timezone)
+            except UnreadableValueError as exc:
+                raise UnreadableValueError(f"{describe(scope).capitalize()}: {exc}") from None
+            if replaced:
+                log.warning("%s of %s: %d character(s) that XML 1.0 forbids were replaced by U+FFFD in %s.",
+                            stream.operation, describe(scope), replaced, where_replaced(table))
+            return table
 
         return self._request(stream.operation, params, scope, handle)
 
-    def iter_pages(self, stream: Stream, *, scope: Scope | None = None, **params: Any) -> Iterator[pa.Table]:
+    def iter_pages(self, stream: Stream, *, scope: Scope | None = None, counter: tuple[str, int] | None = None,
+                   at_least: int | None = None, **params: Any) -> Iterator[pa.Table]:
         """Pages 1, 2, ... of a paged stream, one table per non-empty page.
 
         Stops at the first empty page, or, with ``trust_short_pages``, at a page shorter than
@@ -170,20 +190,27 @@ class ListrakClient:
         the size may differ between operations, so bounds are kept per operation). No page
         size is ever assumed: a page as long as the largest seen is followed by another request.
 
+        Paging always ends, and rows are checked against the counter as they arrive
+        (:mod:`listrak_sync.soap.pages`).
+
+        Args:
+            stream: a paged stream.
+            scope: the object the pages belong to (names it in errors).
+            counter: the service's counter for this object's rows, as (name, value): a hint
+                bounding how many pages can be real.
+            at_least: the rows a full read must hold, if known: a read short of it asks once more.
+            params: the request's parameters but ``Page``.
+
         Raises:
-            The errors of :meth:`fetch`.
+            The errors of :meth:`fetch`; EndlessPagesError, ShortOfCounterError after the rows
+            that came.
         """
-        page = 1
-        while True:
-            table = self.fetch(stream, scope=scope, **params, Page=page)
-            rows = table.num_rows
-            if rows == 0:
-                return
-            largest = self._saw_page(stream.operation, rows)
-            yield table
-            if self.settings.trust_short_pages and rows < largest:
-                return
-            page += 1
+        def fetch_page(page: int) -> pa.Table:
+            return self.fetch(stream, scope=scope, **params, Page=page)
+
+        guard = PageGuard(stream, scope, counter, at_least)
+        yield from walk_pages(fetch_page, guard, self._page_sizes, trust_short_pages=self.settings.trust_short_pages,
+                              on_repeated=lambda rows: self.stats.count_repeated(stream.name, rows))
 
     def service_now(self) -> datetime:
         """The service's current time, aware UTC: "now" for every run, not this machine's clock.
@@ -207,35 +234,24 @@ class ListrakClient:
 
     def page_size_bound(self, operation: str) -> int | None:
         """The largest page of ``operation`` seen so far (a lower bound of its page size), if any."""
-        return self._largest_pages.get(operation)
+        return self._page_sizes.bound(operation)
 
     def page_size_bounds(self) -> dict[str, int]:
         """Every operation's largest page this client has received itself."""
-        with self._lock:
-            return dict(self._own_pages)
+        return self._page_sizes.own()
 
     def learn_page_sizes(self, bounds: Mapping[str, int]) -> None:
         """Take page-size lower bounds proven earlier (by the last run, which saw such pages)."""
-        with self._lock:
-            for operation, rows in bounds.items():
-                self._largest_pages[operation] = max(int(rows), self._largest_pages.get(operation, 0))
+        self._page_sizes.learn(bounds)
 
     # -- one request ----------------------------------------------------------------------------
-
-    def _saw_page(self, operation: str, rows: int) -> int:
-        """Record a page of ``rows`` items; return the largest page of ``operation`` seen."""
-        with self._lock:
-            self._own_pages[operation] = max(rows, self._own_pages.get(operation, 0))
-            largest = max(rows, self._largest_pages.get(operation, 0))
-            self._largest_pages[operation] = largest
-            return largest
 
     def _request(
         self,
         operation: str,
         params: Mapping[str, Any],
         scope: Scope | None,
-        handle: Callable[[bytes, etree._Element], T],
+        handle: Callable[[bytes, etree._Element, int], T],
     ) -> T:
         if self._access_error is not None:
             raise self._access_error
@@ -245,32 +261,12 @@ class ListrakClient:
         envelope = build_envelope(
             operation, params, username=self.settings.username, password=self.settings.password
         )
-        attempts, budget = self.settings.max_retries + 1, self.settings.retry_budget_seconds
-        started = self._clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._attempt(operation, params, envelope, scope, handle)
-            except TransientError as exc:
-                self._scrub(exc)
-                self.stats.count_fault(public_type(exc).__name__)
-                delay = self._backoff(attempt, exc)
-                spent = self._clock() - started
-                if attempt >= self._allowed_attempts(exc, attempts) or spent + delay > budget:
-                    raise public_type(exc)(
-                        f"{exc} Gave up after {attempt} attempts in {spent:.0f} s (max_retries "
-                        f"{attempts - 1}, retry_budget_seconds {budget:g})."
-                    ) from exc
-                self.stats.count_retry()
-                log.info("%s failed (%s); retry %d in %.2fs", operation, exc, attempt, delay)
-                self._sleep(delay)
-            except ListrakSyncError as exc:
-                self._scrub(exc)
-                self.stats.count_fault(public_type(exc).__name__)
-                if isinstance(exc, AccessError):
-                    self._access_error = exc
-                raise
+        try:
+            return self._retrier.run(operation, lambda: self._attempt(operation, params, envelope, scope, handle),
+                                     allowed=self._allowed_attempts)
+        except AccessError as exc:
+            self._access_error = exc
+            raise
 
     def _allowed_attempts(self, error: TransientError, attempts: int) -> int:
         if isinstance(error, UnreachableError) and self.stats.as_dict()["requests_total"] == 0:
@@ -279,12 +275,7 @@ class ListrakClient:
 
     def _backoff(self, attempt: int, error: TransientError) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**(attempt-1))], at least Retry-After."""
-        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** min(attempt - 1, 32))
-        delay = self._rng.uniform(0.0, ceiling)
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after:
-            delay = max(delay, min(retry_after, self.settings.backoff_max))
-        return delay
+        return self._retrier.backoff(attempt, error)
 
     def _attempt(
         self,
@@ -292,7 +283,7 @@ class ListrakClient:
         params: Mapping[str, Any],
         envelope: bytes,
         scope: Scope | None,
-        handle: Callable[[bytes, etree._Element], T],
+        handle: Callable[[bytes, etree._Element, int], T],
     ) -> T:
         with self.limiter.slot() as slot:
             started = time.perf_counter()
@@ -316,11 +307,11 @@ class ListrakClient:
         operation: str,
         reply: Reply,
         scope: Scope | None,
-        handle: Callable[[bytes, etree._Element], T],
+        handle: Callable[[bytes, etree._Element, int], T],
     ) -> T:
         root: etree._Element | None = None
         try:
-            root = parse_xml(reply.body)
+            root, replaced = parse_answer(reply.body)
             payload = body_payload(root)
         except MalformedResponseError as exc:
             raise not_soap(operation, reply, root, str(exc)) from None
@@ -334,7 +325,10 @@ class ListrakClient:
             raise ServiceFaultError(
                 f"The endpoint answered {operation} with HTTP {reply.status}. Check the endpoint URL."
             )
-        return handle(reply.body, root)
+        element = etree.QName(payload).localname
+        if element != f"{operation}Response":
+            raise not_the_operation(operation, reply, element)
+        return handle(reply.body, root, replaced)
 
     def _redact(self, text: str) -> str:
         password = self.settings.password.reveal()

@@ -18,23 +18,17 @@ import pyarrow as pa
 from lxml import etree
 
 from listrak_sync.errors import MalformedResponseError, UnreadableValueError
-from listrak_sync.soap.dates import parse_service_datetime, parse_service_instant, read_datetime
+from listrak_sync.soap.characters import replace_forbidden
 from listrak_sync.streams import NAMESPACE, Column, ColumnType, Stream
 from listrak_sync.time import ServiceClock
+from listrak_sync.wire.dates import parse_service_datetime, parse_service_instant, read_datetime
+from listrak_sync.wire.tables import ARROW_TYPES, arrow_schema, item_schema
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _TRUTHY = ("true", "1")
 
-ARROW_TYPES: dict[ColumnType, pa.DataType] = {
-    ColumnType.INT: pa.int64(),
-    ColumnType.TEXT: pa.string(),
-    ColumnType.BOOL: pa.bool_(),
-    ColumnType.FLOAT: pa.float64(),
-    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    ColumnType.TEXT_LIST: pa.list_(pa.string()),
-}
 # Arrow parses these from strings without zone; the service's zone is applied afterwards, by
 # ServiceClock's one daylight-saving rule (listrak_sync.time).
 _CAST_TYPES: dict[ColumnType, pa.DataType] = {**ARROW_TYPES, ColumnType.TIMESTAMP: pa.timestamp("us")}
@@ -45,24 +39,6 @@ _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, collect_ids=False
 )
 _DTD_REFUSED = "The response carries a DTD, which SOAP forbids; it was refused unread."
-
-
-def arrow_schema(stream: Stream) -> pa.Schema:
-    """The Arrow schema of a stream's table: ``stream.table_columns`` in order.
-
-    INT→int64, TEXT→string, BOOL→bool, FLOAT→float64, TIMESTAMP→timestamp[us, UTC],
-    TEXT_LIST→list<string>; nullability from :attr:`Column.nullable`.
-    """
-    return pa.schema([_field(c) for c in stream.table_columns])
-
-
-def item_schema(stream: Stream) -> pa.Schema:
-    """The Arrow schema of the items as the service returns them (no stamped parent key)."""
-    return pa.schema([_field(c) for c in stream.columns])
-
-
-def _field(column: Column) -> pa.Field:
-    return pa.field(column.name, ARROW_TYPES[column.type], nullable=column.nullable)
 
 
 @dataclass(frozen=True)
@@ -80,19 +56,37 @@ def parse_xml(body: bytes) -> etree._Element:
     Raises:
         MalformedResponseError: not well-formed (truncated, empty, not XML) or carries a DTD.
     """
+    return parse_answer(body)[0]
+
+
+def parse_answer(body: bytes) -> tuple[etree._Element, int]:
+    """Parse a response body, replacing characters XML 1.0 forbids (see
+    :mod:`listrak_sync.soap.characters`): the root, and how many characters were replaced.
+
+    Raises:
+        MalformedResponseError: not well-formed even so (truncated, empty, not XML) or carries a DTD.
+    """
     # SOAP forbids a DTD, and XmlSerializer escapes "<" in text, so this cannot hit a value.
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise MalformedResponseError(_DTD_REFUSED)
+    replaced = 0
     try:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
-        raise MalformedResponseError(f"The response is not well-formed XML ({exc}); it may be truncated.") from None
+        repaired, replaced = replace_forbidden(body)
+        try:
+            if not replaced:
+                raise
+            root = etree.fromstring(repaired, _PARSER)
+        except etree.XMLSyntaxError:
+            raise MalformedResponseError(
+                f"The response is not well-formed XML ({exc}); it may be truncated.") from None
     if root is None:
         raise MalformedResponseError("The response body is empty.")
     docinfo: Any = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise MalformedResponseError(_DTD_REFUSED)
-    return root
+    return root, replaced
 
 
 def body_payload(root: etree._Element) -> etree._Element:
@@ -165,7 +159,8 @@ def read_items(wrapper: etree._Element, stream: Stream, source_timezone: str = "
             (:class:`~listrak_sync.time.ServiceClock`'s rule where a wall time is ambiguous).
 
     Raises:
-        MalformedResponseError: a required element is missing or a value cannot be read.
+        UnreadableValueError: a required element is missing or empty, repeats, or a value cannot
+            be read (not retried: the same answer comes back).
     """
     result = _child(wrapper, stream.result_element)
     plan = _plan(stream)
@@ -231,7 +226,7 @@ def _flat_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]]:
             continue  # comments, and elements newer than our WSDL
         column = columns[position]
         if column[row] is not None:
-            raise MalformedResponseError(f"Item {row + 1} repeats the element {_local(tag)!r}.")
+            raise UnreadableValueError(f"Item {row + 1} repeats the element {_local(tag)!r}.")
         column[row] = "" if text is None else text
     return columns
 
@@ -264,14 +259,14 @@ def _general_columns(items: list[etree._Element], plan: _Plan) -> list[list[Any]
             if position in plan.lists:
                 columns[position][row].append(child.text or "")
             elif columns[position][row] is not None:
-                raise MalformedResponseError(f"Item {row + 1} repeats the element {name!r}.")
+                raise UnreadableValueError(f"Item {row + 1} repeats the element {name!r}.")
             else:
                 columns[position][row] = child.text or ""
     return columns
 
 
 def _to_arrow(stream: Stream, column: Column, values: list[Any], clock: ServiceClock) -> pa.Array:
-    kind = column.type
+    kind, given = column.type, values
     if kind in (ColumnType.TEXT, ColumnType.TEXT_LIST):
         array = pa.array(values, ARROW_TYPES[kind])
     else:
@@ -286,8 +281,10 @@ def _to_arrow(stream: Stream, column: Column, values: list[Any], clock: ServiceC
                 array = clock.instants(array)
     if not column.nullable and array.null_count:
         row = array.is_null().to_pylist().index(True) + 1
-        raise MalformedResponseError(
-            f"{stream.operation} returned item {row} without the required element {column.name!r}."
+        how = "an empty" if given[row - 1] == "" else "no"
+        raise UnreadableValueError(
+            f"{stream.operation} returned item {row} with {how} {column.name}, a field it always carries. "
+            "Please report it with the operation name."
         )
     return array
 
@@ -310,6 +307,7 @@ def _instants(values: list[datetime | None], clock: ServiceClock) -> pa.Array:
                      for v, w in zip(values, array.to_pylist(), strict=True)], ARROW_TYPES[ColumnType.TIMESTAMP])
 
 
+_INT64 = (-(2**63), 2**63 - 1)
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
 def _python_value(stream: Stream, column: Column, value: str | None) -> Any:
     if value is None:
@@ -317,7 +315,12 @@ def _python_value(stream: Stream, column: Column, value: str | None) -> Any:
     text = value.strip()
     try:
         if column.type is ColumnType.INT:
-            return int(text)
+            number = int(text)
+            if not _INT64[0] <= number <= _INT64[1]:
+                raise UnreadableValueError(
+                    f"{stream.operation} returned {column.name}={value!r}, which is beyond a 64-bit whole "
+                    "number. Please report it with the operation name.")
+            return number
         if column.type is ColumnType.FLOAT:
             return float(text)
         if column.type is ColumnType.BOOL:
@@ -369,6 +372,7 @@ __all__ = [
     "item_schema",
     "parse_service_datetime",
     "parse_service_instant",
+    "parse_answer",
     "parse_xml",
     "read_items",
     "response_wrapper",

@@ -1,8 +1,9 @@
-"""One HTTP exchange, bounded in time and size: the SOAP client's only contact with the network.
+"""One HTTP exchange, bounded in time and size: the SOAP and REST clients' only contact with the network.
 
 ::
 
     Transport.post(url, body, headers, operation) -> Reply(status, headers, body, url)
+    Transport.get(url, params, headers, operation) -> Reply
         connecting             connect_timeout
         each read              read_timeout            (the socket timeout: per read)
         the whole exchange     request_deadline        (a watchdog shuts the socket down)
@@ -46,9 +47,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from listrak_sync.errors import MalformedResponseError, ResponseTooLargeError, TransportError
+from listrak_sync.errors import ListrakSyncError, MalformedResponseError, ResponseTooLargeError, TransportError
 from listrak_sync.settings import Settings
-from listrak_sync.soap.stats import ClientStats
+from listrak_sync.wire.connection import unusable_connection
+from listrak_sync.wire.stats import ClientStats
 
 # Big enough to keep Python's per-chunk overhead negligible, small enough that the size cap
 # is checked often (urllib3 inflates compressed bodies one chunk at a time).
@@ -222,13 +224,17 @@ class Transport:
         stats: counts every exchange that got an answer, and the bytes read.
         session: an HTTP session to use (the caller closes it); one is made if not given.
             A session made elsewhere still gets the deadline once the headers are in.
+        endpoint: the URL whose proxy settings apply (default: the SOAP ``endpoint``).
+        right_endpoint: what the endpoint should be set to, for a server that is plainly not it.
     """
 
-    def __init__(self, settings: Settings, stats: ClientStats, session: requests.Session | None = None) -> None:
+    def __init__(self, settings: Settings, stats: ClientStats, session: requests.Session | None = None, *,
+                 endpoint: str | None = None, right_endpoint: str = "") -> None:
         self._own_session = session is None
         self.session = session or new_session(settings.concurrency)
         if self._own_session:
-            _settle_environment(self.session, settings.endpoint)
+            _settle_environment(self.session, endpoint or settings.endpoint)
+        self._right_endpoint = right_endpoint
         self._stats = stats
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._deadline = settings.request_deadline
@@ -284,14 +290,28 @@ class Transport:
             DeadlineExceededError: the exchange took longer than ``request_deadline``.
             TimedOutError: connecting or one read took longer than its timeout.
             TransportError: no connection, or it broke off.
+            ConfigError: the server answered in a way no retry mends (TLS against plain HTTP,
+                an unverifiable certificate, not HTTP at all; see :func:`unusable_connection`).
             MalformedResponseError: a compressed body that does not decompress.
             ResponseTooLargeError: the body passed ``max_response_bytes``.
         """
+        return self._request("POST", url, {"data": body}, headers, operation)
+
+    def get(self, url: str, params: Mapping[str, str] | None, headers: Mapping[str, str], operation: str) -> Reply:
+        """GET ``url`` with query ``params`` and read the whole answer, bounded as :meth:`post`.
+
+        Raises:
+            The errors of :meth:`post`.
+        """
+        return self._request("GET", url, {"params": dict(params or {})}, headers, operation)
+
+    def _request(self, method: str, url: str, content: dict[str, Any], headers: Mapping[str, str],
+                 operation: str) -> Reply:
         watch = _Watch()
         _WATCHDOG.add(watch, self._deadline)
         _CURRENT.watch = watch
         try:
-            return self._exchange(url, body, headers, operation, watch)
+            return self._exchange(method, url, content, headers, operation, watch)
         except requests.RequestException as exc:
             raise self._failure(exc, url, operation, watch) from None
         finally:
@@ -299,10 +319,11 @@ class Transport:
             _WATCHDOG.forget(watch)
 
     def _exchange(
-        self, url: str, body: bytes, headers: Mapping[str, str], operation: str, watch: _Watch
+        self, method: str, url: str, content: dict[str, Any], headers: Mapping[str, str], operation: str,
+        watch: _Watch
     ) -> Reply:
-        response = self.session.post(
-            url, data=body, headers=dict(headers), timeout=self._timeout, stream=True, allow_redirects=False
+        response = self.session.request(
+            method, url, **content, headers=dict(headers), timeout=self._timeout, stream=True, allow_redirects=False
         )
         self._saw_date(response.headers.get("Date"))
         with response:
@@ -330,9 +351,12 @@ class Transport:
 
     def _failure(
         self, exc: requests.RequestException, url: str, operation: str, watch: _Watch
-    ) -> TransportError | MalformedResponseError:
+    ) -> ListrakSyncError:
         if watch.expired:
             return self._deadline_passed(url, operation)
+        unusable = unusable_connection(exc, url, self._right_endpoint)
+        if unusable is not None:
+            return unusable
         if isinstance(exc, requests.exceptions.ContentDecodingError):
             return MalformedResponseError(
                 f"The answer to {operation} from {url} says it is compressed but does not decompress."

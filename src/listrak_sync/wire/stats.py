@@ -16,6 +16,7 @@ class ClientStats:
     retries: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     bytes_received: int = 0
+    repeated: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count_request(self, operation: str, received: int) -> None:
@@ -34,6 +35,11 @@ class ClientStats:
         with self._lock:
             self.retries += 1
 
+    def count_repeated(self, stream: str, rows: int) -> None:
+        """Count rows of ``stream`` dropped because they repeated rows of the page before."""
+        with self._lock:
+            self.repeated[stream] += rows
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready snapshot."""
         with self._lock:
@@ -43,6 +49,7 @@ class ClientStats:
                 "retries": self.retries,
                 "faults": dict(sorted(self.faults.items())),
                 "bytes_received": self.bytes_received,
+                "repeated_rows": dict(sorted(self.repeated.items())),
             }
 
 

@@ -1,116 +1,13 @@
-"""The stream table: every fact about the nine Listrak streams, in one place.
+"""The nine SOAP streams: the contract every hosted Listrak connector offers.
 
-Everything else reads this module: the SOAP client's envelopes, the extractors, the dlt
-source, the Singer catalog, the simulator's responses, the table reference in docs/tables.md and the
-tests. Column order is the XML element order of the item type (docs/listrak-api.md §5), so the
+Column order is the XML element order of the item type (docs/listrak-api.md §5), so the
 simulator writes items in exactly this order; the parent key that we stamp on child rows
 (``MsgID``/``ListID``, not part of the SOAP item) comes first in :attr:`Stream.table_columns`.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-
-NAMESPACE = "http://webservices.listrak.com/v31/"
-
-
-class ColumnType(str, enum.Enum):
-    """Logical column types; each maps to one Arrow type, one dlt type and one JSON schema."""
-
-    INT = "int"
-    TEXT = "text"
-    BOOL = "bool"
-    FLOAT = "float"
-    TIMESTAMP = "timestamp"
-    TEXT_LIST = "text_list"
-
-
-class RequestKind(str, enum.Enum):
-    """The request shapes of the operations we call (docs/listrak-api.md §4)."""
-
-    COLLECTION = "collection"  # no parameters, not paged
-    LIST_WINDOW = "list_window"  # ListID, StartDate, EndDate, IncludeTestMessages, WSException
-    MESSAGE_RANGE_PAGED = "message_range_paged"  # MsgID, StartDate, EndDate, Page
-    MESSAGE_PAGED = "message_paged"  # MsgID, Page, WSException
-    LIST_RANGE_PAGED = "list_range_paged"  # ListID, StartDate, EndDate, Page
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column of a stream.
-
-    ``xml_path`` is the path of the value below the item element; it differs from
-    ``(name,)`` only for the nested ``Vmta`` of a list, which we flatten.
-    """
-
-    name: str
-    type: ColumnType
-    description: str
-    xml_path: tuple[str, ...] = ()
-    nullable: bool = True
-
-    @property
-    def path(self) -> tuple[str, ...]:
-        return self.xml_path or (self.name,)
-
-
-@dataclass(frozen=True)
-class Stream:
-    """One Listrak stream: how to request it, what comes back, and how it is keyed."""
-
-    name: str
-    description: str
-    operation: str
-    item_element: str
-    request: RequestKind
-    key: tuple[str, ...]
-    columns: tuple[Column, ...]
-    parent: str | None = None
-    parent_key: Column | None = None
-    cursor: str | None = None
-    has_ws_exception: bool = False
-    event: bool = False
-    # The WSMessageActivity counter that moves whenever this stream gains rows for a message:
-    # an incremental run skips a message's stream while its counter stands still.
-    counter: str | None = None
-
-    @property
-    def result_element(self) -> str:
-        return f"{self.operation}Result"
-
-    @property
-    def paged(self) -> bool:
-        return self.request in (
-            RequestKind.MESSAGE_RANGE_PAGED,
-            RequestKind.MESSAGE_PAGED,
-            RequestKind.LIST_RANGE_PAGED,
-        )
-
-    @property
-    def table_columns(self) -> tuple[Column, ...]:
-        """Columns as stored: the stamped parent key (if any) first, then the item's fields."""
-        own = {c.name for c in self.columns}
-        stamped = (self.parent_key,) if self.parent_key and self.parent_key.name not in own else ()
-        return stamped + self.columns
-
-    @property
-    def natural_key(self) -> tuple[str, ...]:
-        """The key that never collapses two distinct rows.
-
-        For event streams (one row per click, open, ...) that is every column: two clicks by
-        one contact on one message differ at least in link or time. For entity streams it is
-        the documented key.
-        """
-        if self.event:
-            return tuple(c.name for c in self.table_columns)
-        return self.key
-
-    def column(self, name: str) -> Column:
-        for c in self.table_columns:
-            if c.name == name:
-                return c
-        raise KeyError(f"{self.name} has no column {name!r}")
+from listrak_sync.streams.model import Column, ColumnType, RequestKind, Stream
 
 
 def _c(name: str, type_: ColumnType, description: str, *path: str, nullable: bool = True) -> Column:
@@ -124,7 +21,7 @@ LIST_ID = _c("ListID", INT, "The list's ID.", nullable=False)
 CONTACT_ID = _c("ContactID", T, "The contact's ID (an opaque string).")
 EMAIL = _c("EmailAddress", T, "The contact's email address.")
 
-STREAMS: tuple[Stream, ...] = (
+SOAP_STREAMS: tuple[Stream, ...] = (
     Stream(
         name="lists",
         description="Contact lists the API user may access, with their settings.",
@@ -224,6 +121,7 @@ STREAMS: tuple[Stream, ...] = (
         cursor="ClickDate",
         event=True,
         counter="ClickCount",
+        counter_counts_rows=True,
         columns=(
             CONTACT_ID,
             EMAIL,
@@ -244,6 +142,7 @@ STREAMS: tuple[Stream, ...] = (
         cursor="OpenDate",
         event=True,
         counter="OpenCount",
+        counter_counts_rows=True,
         columns=(CONTACT_ID, EMAIL, _c("OpenDate", TS, "When the open happened.")),
     ),
     Stream(
@@ -258,6 +157,7 @@ STREAMS: tuple[Stream, ...] = (
         cursor="ReadDate",
         event=True,
         counter="ReadCount",
+        counter_counts_rows=True,
         columns=(CONTACT_ID, EMAIL, _c("ReadDate", TS, "When the read happened.")),
     ),
     Stream(
@@ -286,6 +186,7 @@ STREAMS: tuple[Stream, ...] = (
         cursor="RemovalDate",
         event=True,
         counter="RemoveCount",
+        counter_counts_rows=True,
         columns=(
             CONTACT_ID,
             EMAIL,
@@ -312,20 +213,3 @@ STREAMS: tuple[Stream, ...] = (
         ),
     ),
 )
-
-STREAMS_BY_NAME: dict[str, Stream] = {s.name: s for s in STREAMS}
-STREAM_NAMES: tuple[str, ...] = tuple(STREAMS_BY_NAME)
-
-
-def get_stream(name: str) -> Stream:
-    """Return the stream called ``name``.
-
-    Raises:
-        KeyError: no such stream.
-    """
-    return STREAMS_BY_NAME[name]
-
-
-def children_of(parent: str) -> tuple[Stream, ...]:
-    """The streams whose rows are fetched per row of ``parent``."""
-    return tuple(s for s in STREAMS if s.parent == parent)
