@@ -4,7 +4,7 @@ A hidden producer (``rest_walk``, never loaded) runs the one REST run
 (:class:`~listrak_sync.engine.rest_run.RestSync`, shared with the Singer tap), which makes the REST plan
 (:class:`~listrak_sync.engine.rest_plan.RestPlanner`, kept in the source state under
 ``rest_plan``), walks the REST tree (:class:`~listrak_sync.rest_extract.RestExtractor`) and
-hands every page on as ``(table name, page)``. Each table's resource is a transformer of it
+hands its pages on as ``(table name, rows)``, a table's pages in batches. Each table's resource is a transformer of it
 that keeps its own pages: it starts with the write hints the plan chose (replace, or merge per
 message, per date, or on the key), and ends with a delete marker per message read where its
 table is merged per message, then with the rows the destination holds of what the service
@@ -30,6 +30,7 @@ from listrak_sync.engine.rest_run import RestSync
 from listrak_sync.errors import ObjectSkippedError
 from listrak_sync.pipeline.destinations import can_merge
 from listrak_sync.pipeline.held import rows_matching
+from listrak_sync.pipeline.rows import per_table_batches
 from listrak_sync.progress import RunProgress
 from listrak_sync.rest_extract import DONE, rest_ancestors
 from listrak_sync.settings import Settings
@@ -62,8 +63,7 @@ class RestRun:
         plan = copy.deepcopy(dict(state.get("rest_plan") or {}))
         self.sync.begin(set(dlt.current.source().selected_resources), plan)
         yield START, None
-        for stream, page in self.sync.pages():
-            yield stream.name, page
+        yield from per_table_batches((stream.name, page) for stream, page in self.sync.pages())
         yield DONE, None
         state["rest_plan"] = self.sync.finish()
 

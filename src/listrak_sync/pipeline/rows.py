@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -88,6 +88,22 @@ def in_batches(
     return latest
 
 
+def per_table_batches(pages: Iterable[tuple[str, pa.Table]]) -> Iterator[tuple[str, pa.Table]]:
+    """The ``(table name, page)`` pairs of many tables, each table's pages joined into batches of
+    about :data:`BATCH_ROWS` rows; what is left of every table comes at the end, in the order
+    the tables first appeared."""
+    held: dict[str, list[pa.Table]] = {}
+    rows: dict[str, int] = {}
+    for name, page in pages:
+        held.setdefault(name, []).append(page)
+        rows[name] = rows.get(name, 0) + page.num_rows
+        if rows[name] >= BATCH_ROWS:
+            yield name, pa.concat_tables(held.pop(name))
+            rows[name] = 0
+    for name, tables in held.items():
+        yield name, pa.concat_tables(tables)
+
+
 def markers(stream: Stream, key: str, ids: Sequence[int], **given: Sequence[Any]) -> pa.Table:
     """One delete-marker row per ``key`` value (and ``given`` columns); other required
     columns hold placeholders, never stored."""
@@ -114,4 +130,5 @@ def with_marker(table: pa.Table, deleted: bool) -> pa.Table:
                                pa.repeat(pa.scalar(deleted, pa.bool_()), table.num_rows))
 
 
-__all__ = ["BATCH_ROWS", "dlt_columns", "empty_table", "in_batches", "lists_as_json", "markers", "with_marker"]
+__all__ = ["BATCH_ROWS", "dlt_columns", "empty_table", "in_batches", "lists_as_json", "markers", "per_table_batches",
+           "with_marker"]
