@@ -34,7 +34,7 @@ from listrak_sync.soap.client import ListrakClient
 from listrak_sync.soap.parse import arrow_schema
 from listrak_sync.streams import RequestKind, Stream, children_of, get_stream
 from listrak_sync.time import ServiceClock, date_windows, utc
-from listrak_sync.walk import Walk, rows_since, walk_concurrently
+from listrak_sync.walk import Skips, Walk, rows_since, walk_concurrently
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,11 @@ class Extractor:
         self.client = client
         self.settings = settings
         self.progress = progress if progress is not None else RunProgress()
-        self.skipped: list[ObjectSkippedError] = []
+        self._skips = Skips()
+        self.skipped: list[ObjectSkippedError] = self._skips.errors
         self._now = now or client.service_now
         self.clock = ServiceClock(settings.source_timezone)
         self._lock = threading.Lock()
-        self._skipped_keys: set[tuple[str, int | None, str]] = set()
         self._counters: dict[int, dict[str, Any]] = {}
 
     # -- lists and messages ----------------------------------------------------------------------
@@ -164,7 +164,7 @@ class Extractor:
                 params = request_params(MESSAGES, list_id, window_start, window_end)
                 tables.append(self.client.fetch(MESSAGES, scope=("list", list_id), **params))
         except ObjectRefusedError as exc:
-            self._skip(exc)
+            self._skips.add(exc)
             return arrow_schema(MESSAGES).empty_table()
         if not tables:
             return arrow_schema(MESSAGES).empty_table()
@@ -207,8 +207,7 @@ class Extractor:
 
     def refused_list(self, list_id: int) -> bool:
         """Whether the service refused ``list_id`` in this run."""
-        with self._lock:
-            return ("list", list_id, "") in self._skipped_keys
+        return list_id in self._skips.ids("list", ObjectRefusedError)
 
     def _remember_counters(self, table: pa.Table) -> None:
         names = sorted({*_SIZE_HINTS.values(), *(s.counter for s in ACTIVITY_STREAMS if s.counter), "SendDate"})
@@ -345,7 +344,7 @@ class Extractor:
 
     def _walk(self, walks: Iterable[Walk], report_done: bool = False) -> Iterator[tuple[Walk, pa.Table | None]]:
         return walk_concurrently(walks, workers=self.settings.concurrency, progress=self.progress,
-                                 on_skipped=self._skip, report_done=report_done)
+                                 on_skipped=self._skips.add, report_done=report_done)
 
     def _activity_walk(self, stream: Stream, msg_id: int, first: datetime, end: datetime,
                        start: datetime | None = None) -> Walk:
@@ -384,20 +383,20 @@ class Extractor:
 
     def refused_messages(self) -> set[int]:
         """IDs of the messages the service refused so far (their rows were not fetched)."""
-        return self._ids("message", ObjectRefusedError)
+        return self._skips.ids("message", ObjectRefusedError)
 
     def refused_lists(self) -> set[int]:
         """IDs of the lists the service refused so far."""
-        return self._ids("list", ObjectRefusedError)
+        return self._skips.ids("list", ObjectRefusedError)
 
     def skipped_messages(self) -> set[int]:
         """IDs of the messages skipped so far: refused, or with pages that never ended. Not all
         their rows are in, so the plan does not move for them."""
-        return self._ids("message", (ObjectRefusedError, EndlessPagesError))
+        return self._skips.ids("message", (ObjectRefusedError, EndlessPagesError))
 
     def skipped_lists(self) -> set[int]:
         """IDs of the lists skipped so far (as :meth:`skipped_messages`)."""
-        return self._ids("list", (ObjectRefusedError, EndlessPagesError))
+        return self._skips.ids("list", (ObjectRefusedError, EndlessPagesError))
 
     def short_counts(self, stream: Stream) -> dict[int, int]:
         """The messages whose ``stream`` rows fell short of their counter, and how many came."""
@@ -406,33 +405,12 @@ class Extractor:
     @property
     def short(self) -> list[ShortOfCounterError]:
         """The messages whose rows fell short of their counters (read again next run)."""
-        with self._lock:
-            return [e for e in self.skipped if isinstance(e, ShortOfCounterError)]
+        return self._skips.short
 
     @property
     def incomplete(self) -> list[EndlessPagesError]:
         """The objects whose pages never ended: the run is incomplete."""
-        with self._lock:
-            return [e for e in self.skipped if isinstance(e, EndlessPagesError)]
-
-    def _ids(self, kind: str, of: type[ObjectSkippedError] | tuple[type[ObjectSkippedError], ...]) -> set[int]:
-        with self._lock:
-            return {e.object_id for e in self.skipped
-                    if isinstance(e, of) and e.kind == kind and e.object_id is not None}
-
-    def _skip(self, error: ObjectSkippedError) -> None:
-        # A refusal is the object's, whatever stream met it; a short or endless read is one stream's.
-        stream = "" if isinstance(error, ObjectRefusedError) else getattr(error, "stream", "") or str(error)
-        with self._lock:
-            key = (error.kind, error.object_id, stream)
-            if key in self._skipped_keys:
-                return
-            self._skipped_keys.add(key)
-            self.skipped.append(error)
-        if isinstance(error, ObjectRefusedError):
-            log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
-        else:
-            log.warning("%s", error)
+        return self._skips.incomplete
 
 
 def _check_activity(stream: Stream) -> None:

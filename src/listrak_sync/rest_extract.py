@@ -38,7 +38,7 @@ from listrak_sync.errors import ConfigError, ObjectRefusedError, ObjectSkippedEr
 from listrak_sync.progress import RunProgress
 from listrak_sync.rest.values import merge_values, own_key, value_batches, values_column
 from listrak_sync.streams import REST_STREAMS, Stream, children_of, get_stream
-from listrak_sync.walk import Walk, walk_concurrently
+from listrak_sync.walk import Skips, Walk, walk_concurrently
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,8 @@ class RestExtractor:
         self.concurrency = concurrency
         self.list_ids = list_ids
         self.progress = progress if progress is not None else RunProgress()
-        self.skipped: list[ObjectSkippedError] = skipped if skipped is not None else []
+        self._skips = Skips(skipped)
+        self.skipped: list[ObjectSkippedError] = self._skips.errors
         self.units: dict[str, list[RestUnit]] = {}
         self.refused: list[RestUnit] = []
         self._failed: set[int] = set()
@@ -201,7 +202,7 @@ class RestExtractor:
         for item in lists:
             self._children(queue, wanted, REST_ROOT, [item], {}, gate)
         for walk, page in walk_concurrently(queue, workers=self.concurrency, progress=self.progress,
-                                            on_skipped=self._skip, report_done=True):
+                                            on_skipped=self._skips.add, report_done=True):
             assert isinstance(walk, _RestWalk) and walk.unit is not None
             if page is None:
                 self._count(walk.unit, -1)
@@ -361,11 +362,6 @@ class RestExtractor:
                 for item in items:
                     extra.setdefault(own_key(stream, item), []).extend(item.get(target) or [])
         return extra
-
-    def _skip(self, error: ObjectSkippedError) -> None:
-        with self._lock:
-            self.skipped.append(error)
-        log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
 
 
 class _Queue:

@@ -7,6 +7,7 @@ workers pages are held however many objects there are and however large each one
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,10 +17,12 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from listrak_sync.errors import ObjectSkippedError
+from listrak_sync.errors import EndlessPagesError, ObjectRefusedError, ObjectSkippedError, ShortOfCounterError
 from listrak_sync.progress import RunProgress
 from listrak_sync.soap.parse import arrow_schema
 from listrak_sync.streams import Stream
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +35,53 @@ class Walk:
     object_id: int
     pages: Iterator[pa.Table]
     since: tuple[str, datetime] | None = None
+
+
+class Skips:
+    """The objects a run skipped (refused, pages that never end, short of their counters), each
+    told once and logged as it is told; safe from any thread.
+
+    Args:
+        into: the list to append them to (default: a list of its own), :attr:`errors`.
+    """
+
+    def __init__(self, into: list[ObjectSkippedError] | None = None) -> None:
+        self.errors: list[ObjectSkippedError] = into if into is not None else []
+        self._lock = threading.Lock()
+        self._keys: set[tuple[str, int | None, str]] = set()
+
+    def add(self, error: ObjectSkippedError) -> None:
+        """Note ``error`` and log it, unless the same object was skipped for the same cause."""
+        # A refusal is the object's, whatever stream met it; a short or endless read is one stream's.
+        stream = "" if isinstance(error, ObjectRefusedError) else getattr(error, "stream", "") or str(error)
+        with self._lock:
+            key = (error.kind, error.object_id, stream)
+            if key in self._keys:
+                return
+            self._keys.add(key)
+            self.errors.append(error)
+        if isinstance(error, ObjectRefusedError):
+            log.warning("Skipped %s %s: %s", error.kind, error.object_id, error)
+        else:
+            log.warning("%s", error)
+
+    def ids(self, kind: str, of: type[ObjectSkippedError] | tuple[type[ObjectSkippedError], ...]) -> set[int]:
+        """The ids of the objects of ``kind`` ("list", "message") skipped for a cause in ``of``."""
+        with self._lock:
+            return {e.object_id for e in self.errors
+                    if isinstance(e, of) and e.kind == kind and e.object_id is not None}
+
+    @property
+    def short(self) -> list[ShortOfCounterError]:
+        """The objects whose rows fell short of their counters (read again next run)."""
+        with self._lock:
+            return [e for e in self.errors if isinstance(e, ShortOfCounterError)]
+
+    @property
+    def incomplete(self) -> list[EndlessPagesError]:
+        """The objects whose pages never ended: the run is incomplete."""
+        with self._lock:
+            return [e for e in self.errors if isinstance(e, EndlessPagesError)]
 
 
 def walk_concurrently(
@@ -118,4 +168,4 @@ def rows_since(table: pa.Table, column: str, start: datetime) -> pa.Table:
     return table if pc.all(mask).as_py() is not False else table.filter(mask)
 
 
-__all__ = ["Walk", "rows_since", "stamp", "walk_concurrently"]
+__all__ = ["Skips", "Walk", "rows_since", "stamp", "walk_concurrently"]
