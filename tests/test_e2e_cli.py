@@ -267,12 +267,12 @@ def test_a_sigterm_that_dlt_s_own_handler_took_still_exits_143() -> None:
 
     from dlt.common.exceptions import SignalReceivedException
 
-    from listrak_sync.cli.main import Terminated, _is_sigterm
+    from listrak_sync.cli.common import Terminated, is_sigterm
 
-    assert _is_sigterm(Terminated())
-    assert _is_sigterm(SignalReceivedException(signals.SIGTERM))
-    assert not _is_sigterm(SignalReceivedException(signals.SIGINT))
-    assert not _is_sigterm(KeyboardInterrupt())
+    assert is_sigterm(Terminated())
+    assert is_sigterm(SignalReceivedException(signals.SIGTERM))
+    assert not is_sigterm(SignalReceivedException(signals.SIGINT))
+    assert not is_sigterm(KeyboardInterrupt())
 
 
 @pytest.mark.parametrize("name", ["main.duckdb", "Temp.duckdb", "information_schema.duckdb", "link.duckdb"])

@@ -13,16 +13,16 @@ from typing import Any
 
 import click
 
-from listrak_sync.cli.main import (
-    _ACCOUNT_HELP,
-    _accounts,
-    _each_account,
-    _errors,
-    _exit_worst,
-    _key_options,
-    _log_options,
-    _logging_from,
-    _settings,
+from listrak_sync.cli.common import (
+    ACCOUNT_HELP,
+    accounts_of,
+    each_account,
+    exit_codes,
+    exit_worst,
+    key_options,
+    log_options,
+    logging_from,
+    settings_from,
 )
 from listrak_sync.errors import EXIT_VERIFY_FAILED
 from listrak_sync.pipeline.run_settings import ALL_ACCOUNTS
@@ -32,15 +32,15 @@ from listrak_sync.soap.client import ListrakClient, unreachable_is_config
 
 
 @click.command(name="verify")
-@_key_options(Surface.RUN)
-@click.option("--account", help=_ACCOUNT_HELP)
+@key_options(Surface.RUN)
+@click.option("--account", help=ACCOUNT_HELP)
 @click.option("--counter-reading", "counter_reading", default=None,
               help="Pin what the counters count: auto, events, unique, or OpenCount=unique,openCount=unique,... "
                    "$LISTRAK_COUNTER_READING; default auto (the reading the data fits).")
 @click.option("--repair", is_flag=True, help="Re-read the messages that are off and merge them in one load.")
 @click.option("--no-history", is_flag=True, help="Do not append to the verify_history table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_log_options
+@log_options
 @click.pass_context
 def verify_command(ctx: click.Context, account: str | None, repair: bool, no_history: bool, as_json: bool,
                    debug: bool | None, verbose: bool | None, **flags: Any) -> None:
@@ -57,12 +57,12 @@ def verify_command(ctx: click.Context, account: str | None, repair: bool, no_his
       listrak-sync verify --start-date 01/01/2024 --repair
       listrak-sync verify --account all --json
     """
-    debug = _logging_from(ctx, debug, verbose)
+    debug = logging_from(ctx, debug, verbose)
     reports: dict[str, Any] = {}
     incomplete: list[str] = []
 
     def verify_one(name: str | None) -> None:
-        settings, target = _settings(flags, account=name)
+        settings, target = settings_from(flags, account=name)
         with ListrakClient(settings) as client, unreachable_is_config(client):
             report = verify(settings, destination=target.destination, duckdb_path=target.duckdb,
                             dataset=target.dataset, client=client, repair=repair, history=not no_history,
@@ -76,15 +76,15 @@ def verify_command(ctx: click.Context, account: str | None, repair: bool, no_his
         if not as_json:
             click.echo(report.render())
 
-    with _errors(debug):
-        names = _accounts(account, flags)
-        failures = _each_account(names, debug, verify_one)
+    with exit_codes(debug):
+        names = accounts_of(account, flags)
+        failures = each_account(names, debug, verify_one)
         if as_json:
             for failed, (code, text) in failures.items():
                 reports[failed] = {"error": text, "exit_code": code}
             shown = reports if account == ALL_ACCOUNTS else reports.get(str(names[0]), {})
             click.echo(json.dumps(shown, indent=2, default=str))
-        _exit_worst(failures)
+        exit_worst(failures)
         if incomplete:
             if not as_json:
                 click.echo(f"Error: messages are off beyond what the incremental contract allows; "
