@@ -4,13 +4,14 @@ A hidden producer (``rest_walk``, never loaded) runs the one REST run
 (:class:`~listrak_sync.engine.rest_run.RestSync`, shared with the Singer tap), which makes the REST plan
 (:class:`~listrak_sync.engine.rest_plan.RestPlanner`, kept in the source state under
 ``rest_plan``), walks the REST tree (:class:`~listrak_sync.rest_extract.RestExtractor`) and
-hands its pages on as ``(table name, rows)``, a table's pages in batches. Each table's resource is a transformer of it
-that keeps its own pages: it starts with the write hints the plan chose (replace, or merge per
-message, per date, or on the key), and ends with a delete marker per message read where its
-table is merged per message, then with the rows the destination holds of what the service
-refused this run, wherever the table's write would delete them (refused is not gone, as on SOAP:
-:mod:`listrak_sync.pipeline.held`). Selection works the dlt way: ``with_resources("contacts")`` still
-runs the producer, which then reads only what the selected tables need.
+hands its pages on as ``(table name, rows)``, each table's pages joined in batches. Each
+table's resource is a transformer of it that keeps its own rows: it starts with the write
+hints the plan chose (replace, or merge per message, per date, or on the key), and ends with a
+delete marker per message read where its table is merged per message, then with the rows the
+destination holds of what the service refused this run, wherever the table's write would
+delete them (refused is not gone, as on SOAP: :mod:`listrak_sync.pipeline.held`). Selection
+works the dlt way: ``with_resources("contacts")`` still runs the producer, which then reads
+only what the selected tables need.
 """
 
 from __future__ import annotations

@@ -135,17 +135,15 @@ def _timestamps(values: list[Any], clock: ServiceClock) -> pa.Array:
 
 
 def _moment(value: Any) -> datetime | None:
+    moment: datetime | None
     if isinstance(value, datetime):  # a parent's row already typed here
         moment = value
     elif isinstance(value, str):
-        if not value.strip():
-            return None
         text = value.strip()
-        try:
-            # The REST API's own form (2024-07-01T08:00:00.123) through the C parser; anything
-            # else, or a Python that reads fewer ISO forms, through the service's text-date reader.
-            moment = datetime.fromisoformat(text) if text[10:11] == "T" else read_datetime(text)
-        except ValueError:
+        if not text:
+            return None
+        moment = _api_form(text)
+        if moment is None:
             try:
                 moment = read_datetime(text)
             except ValueError:
@@ -153,6 +151,17 @@ def _moment(value: Any) -> datetime | None:
     else:
         raise _Unreadable(value)
     return None if moment.year == _UNSET_YEAR else moment
+
+
+def _api_form(text: str) -> datetime | None:
+    """The REST API's own form (``2024-07-01T08:00:00.123``, maybe with a zone) through the C
+    parser, or None for any other form (or a Python that reads fewer ISO forms)."""
+    if text[10:11] != "T":
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _int(value: Any) -> int:
